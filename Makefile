@@ -1,0 +1,51 @@
+# mmdysample developer entry points. `make help` lists them.
+#
+# `make install` builds a virtual environment in .venv with the stack that is
+# known to work on CPU (see README.md, "Installation"). It is idempotent: a
+# second run only re-checks the stamp. Override TORCH_SPEC to bring another
+# torch (e.g. a CUDA build) before mmcv is compiled against it.
+
+PYTHON      ?= python3
+VENV        ?= .venv
+TORCH_SPEC  ?= torch==2.13.0
+MMCV_SPEC   ?= mmcv==2.1.0
+MAX_JOBS    ?= 2
+PYTEST_ARGS ?=
+
+BIN   := $(VENV)/bin
+PY    := $(BIN)/python
+PIP   := $(PY) -m pip
+STAMP := $(VENV)/.mmdysample-installed
+
+.PHONY: help install test demo data clean-venv
+
+help:
+	@echo "make install  - create $(VENV) with torch, mmcv (built from source), mmdet, mmseg and mmdysample"
+	@echo "make test     - install, then run the whole test suite"
+	@echo "make data     - write the built-in synthetic dataset under data/synthetic"
+	@echo "make demo     - install, generate data, train + test DySample Faster R-CNN on it"
+
+install: $(STAMP)
+
+$(STAMP): setup.py Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	@# torch first and pinned: an open range would pull a multi-GB CUDA build.
+	$(PIP) install -q "$(TORCH_SPEC)" "setuptools>=77,<81" wheel numpy ninja
+	@# mmcv ships no wheels for this torch: build it (about 20 min on 2 cores
+	@# the first time; pip caches the wheel, later installs take seconds).
+	@$(PY) -c "import mmcv.ops" 2>/dev/null || { \
+	  echo "Building $(MMCV_SPEC) from source (first time: about 20 minutes)..."; \
+	  MAX_JOBS=$(MAX_JOBS) $(PIP) install --no-build-isolation "$(MMCV_SPEC)"; }
+	@# panopticapi (needed by mmdet's PQ metric) is on PyPI as panopticapi-lite,
+	@# which declares numpy<2 but works with numpy 2.
+	$(PIP) install -q --no-deps "panopticapi-lite==0.2.0"
+	$(PIP) install -q --no-build-isolation -e ".[tests]"
+	$(PY) -c "import mmcv.ops, mmdet, mmseg, mmdysample; print('mmdysample', mmdysample.__version__, 'ready')"
+	@touch $(STAMP)
+
+test: install
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,17 @@
+# Copyright (c) mmdysample contributors. All rights reserved.
+"""DySample for OpenMMLab.
+
+``import mmdysample`` registers the DySample upsamplers in the mmengine root
+``MODELS`` registry (read by :func:`mmcv.cnn.build_upsample_layer` from any
+scope), and, where mmdet / mmseg are installed, the neck and decode head that
+use them. A config only needs::
+
+    custom_imports = dict(imports=['mmdysample'], allow_failed_imports=False)
+"""
+from .models import DYSAMPLE_PRESETS, DySample, build_upsampler
+from .version import __version__, version_info
+
+__all__ = [
+    '__version__', 'version_info', 'DySample', 'DYSAMPLE_PRESETS',
+    'build_upsampler'
+]

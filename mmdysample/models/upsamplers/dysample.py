@@ -1,0 +1,247 @@
+# Copyright (c) mmdysample contributors. All rights reserved.
+"""DySample: learning to upsample by learning to sample.
+
+Paper: Liu, Lu, Fu, Cao. "Learning to Upsample by Learning to Sample",
+ICCV 2023. https://arxiv.org/abs/2308.15085
+"""
+import numbers
+from typing import Any, Dict
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.registry import MODELS
+from torch import Tensor
+
+from .sampling import (INIT_MODES, dysample_sample, initial_positions,
+                       pixel_unshuffle)
+
+STYLES = ('lp', 'pl')
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    """Return ``value`` as an int, or raise naming ``name`` and ``value``.
+
+    Integral floats such as ``2.0`` (common in configs) are accepted.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f'{name} must be an integer, got {value!r} '
+                        f'of type {type(value).__name__}')
+    if isinstance(value, numbers.Integral):
+        value = int(value)
+    elif float(value).is_integer():
+        value = int(value)
+    else:
+        raise ValueError(f'{name} must be an integer, got {value!r}')
+    if value < minimum:
+        raise ValueError(f'{name} must be >= {minimum}, got {value}')
+    return value
+
+
+@MODELS.register_module('dysample')
+@MODELS.register_module()
+class DySample(nn.Module):
+    """Dynamic point-sampling upsampler.
+
+    A 1x1 convolution predicts, for each input pixel, ``groups * s**2``
+    offsets that move the bilinear sampling positions of the ``s x s`` output
+    pixels it produces; ``grid_sample`` then reads the input there. Channels
+    in one group share their sampling points.
+
+    The four variants of the paper are registered as presets:
+
+    ============  =====  ======  ========
+    name          style  groups  dyscope
+    ============  =====  ======  ========
+    DySample      lp     4       False
+    DySample+     lp     4       True
+    DySample-S    pl     8       False
+    DySample-S+   pl     8       True
+    ============  =====  ======  ========
+
+    Shapes: ``(N, C, H, W) -> (N, C, s * H, s * W)``.
+
+    Args:
+        in_channels (int): Number of input (and output) channels ``C``.
+        scale_factor (int): Upsampling ratio ``s`` (an integer >= 1).
+            Defaults to 2.
+        style (str): Offset generation style. ``'lp'`` (linear + pixel
+            shuffle) projects ``C`` channels to ``2 * g * s**2`` offsets;
+            ``'pl'`` (pixel shuffle + linear) first pixel-shuffles the input
+            to ``C / s**2`` channels and projects those to ``2 * g`` offsets,
+            using ``1 / s**4`` of the weights. Defaults to ``'lp'``.
+        groups (int): Number of channel groups with their own sampling
+            points. Defaults to 4.
+        dyscope (bool): Use the dynamic scope factor
+            ``2 * scope_factor * sigmoid(linear(x))`` (paper eq. 5) instead
+            of the static one (eq. 4). Defaults to False.
+        scope_factor (float): The static scope factor (0.25 in the paper,
+            Table 2 ablates 0.1 / 0.25 / 0.5 / 1). With ``dyscope`` the
+            dynamic factor ranges over ``[0, 2 * scope_factor]``.
+            Defaults to 0.25.
+        init_mode (str): Initial sampling positions, ``'bilinear'`` or
+            ``'nearest'`` (paper Table 1). Defaults to ``'bilinear'``.
+        hard_scope (bool): Bound the offsets to ``scope_factor`` with
+            ``tanh`` (the hard constraint of the paper's Remark, which it
+            found to work worse). Defaults to False.
+
+    Attributes:
+        offset (nn.Conv2d): The offset projection.
+        scope (nn.Conv2d): The dynamic scope projection (only with
+            ``dyscope``; no bias, as in the authors' code).
+        init_pos (Tensor): Buffer of initial positions,
+            ``(1, 2 * g * s**2, 1, 1)``.
+
+    Example:
+        >>> import torch
+        >>> from mmdysample import DySample
+        >>> layer = DySample(in_channels=64, scale_factor=2)
+        >>> layer(torch.rand(2, 64, 15, 20)).shape
+        torch.Size([2, 64, 30, 40])
+        >>> sum(p.numel() for p in DySample(256).parameters())
+        8224
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 scale_factor: int = 2,
+                 style: str = 'lp',
+                 groups: int = 4,
+                 dyscope: bool = False,
+                 scope_factor: float = 0.25,
+                 init_mode: str = 'bilinear',
+                 hard_scope: bool = False) -> None:
+        super().__init__()
+        in_channels = _check_int('in_channels', in_channels, 1)
+        scale_factor = _check_int('scale_factor', scale_factor, 1)
+        groups = _check_int('groups', groups, 1)
+        if style not in STYLES:
+            raise ValueError(f'style must be one of {STYLES}, got {style!r}')
+        if init_mode not in INIT_MODES:
+            raise ValueError(f'init_mode must be one of {INIT_MODES}, '
+                             f'got {init_mode!r}')
+        if isinstance(scope_factor, bool) or not isinstance(
+                scope_factor, numbers.Real) or not scope_factor > 0:
+            raise ValueError('scope_factor must be a positive number, '
+                             f'got {scope_factor!r}')
+        for name, flag in (('dyscope', dyscope), ('hard_scope', hard_scope)):
+            if not isinstance(flag, bool):
+                raise TypeError(f'{name} must be a bool, got {flag!r}')
+        if in_channels % groups != 0:
+            raise ValueError(f'in_channels ({in_channels}) must be divisible '
+                             f'by groups ({groups})')
+        if style == 'pl' and in_channels % scale_factor**2 != 0:
+            raise ValueError(
+                f"in_channels ({in_channels}) must be divisible by "
+                f"scale_factor**2 ({scale_factor**2}) for style='pl'")
+
+        self.in_channels = in_channels
+        self.scale_factor = scale_factor
+        self.style = style
+        self.groups = groups
+        self.dyscope = dyscope
+        self.scope_factor = float(scope_factor)
+        self.init_mode = init_mode
+        self.hard_scope = hard_scope
+
+        if style == 'pl':
+            proj_in = in_channels // scale_factor**2
+            proj_out = 2 * groups
+        else:
+            proj_in = in_channels
+            proj_out = 2 * groups * scale_factor**2
+        self.offset = nn.Conv2d(proj_in, proj_out, 1)
+        if dyscope:
+            self.scope = nn.Conv2d(proj_in, proj_out, 1, bias=False)
+        self.register_buffer(
+            'init_pos',
+            initial_positions(scale_factor, groups, init_mode,
+                              torch.get_default_dtype()))
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """Offsets start near zero, the dynamic scope at 0.5 * max.
+
+        Offset weights ~ N(0, 0.001) with zero bias and scope weights 0, as in
+        the authors' code. A parent's ``init_weights`` calls this after its
+        own ``init_cfg`` (e.g. Xavier on every ``Conv2d``), which restores it.
+        """
+        nn.init.normal_(self.offset.weight, mean=0.0, std=0.001)
+        nn.init.zeros_(self.offset.bias)
+        if self.dyscope:
+            nn.init.zeros_(self.scope.weight)
+
+    def _check_input(self, x: Tensor) -> None:
+        if not isinstance(x, Tensor):
+            raise TypeError(f'x must be a Tensor, got {type(x).__name__}')
+        if x.dim() != 4:
+            raise ValueError('x must be a 4-D tensor (N, C, H, W), got shape '
+                             f'{tuple(x.shape)}')
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f'x has {x.shape[1]} channels but the layer was '
+                             f'built with in_channels={self.in_channels}')
+        if not x.is_floating_point():
+            raise TypeError(f'x must be a floating point tensor, got {x.dtype}')
+
+    def _scoped(self, feat: Tensor) -> Tensor:
+        """Offsets (before pixel unshuffle) predicted from ``feat``."""
+        offset = self.offset(feat)
+        if self.hard_scope:
+            offset = offset.tanh()
+        if self.dyscope:
+            offset = offset * self.scope(feat).sigmoid() * (
+                2 * self.scope_factor)
+        else:
+            offset = offset * self.scope_factor
+        return offset
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Upsample ``x`` of shape ``(N, C, H, W)`` to ``(N, C, sH, sW)``."""
+        self._check_input(x)
+        s = self.scale_factor
+        if self.style == 'pl':
+            offset = pixel_unshuffle(self._scoped(F.pixel_shuffle(x, s)), s)
+        else:
+            offset = self._scoped(x)
+        return dysample_sample(x, offset + self.init_pos, s, self.groups)
+
+    def extra_repr(self) -> str:
+        args = [
+            f'in_channels={self.in_channels}',
+            f'scale_factor={self.scale_factor}', f'style={self.style!r}',
+            f'groups={self.groups}', f'dyscope={self.dyscope}'
+        ]
+        if self.scope_factor != 0.25:
+            args.append(f'scope_factor={self.scope_factor}')
+        if self.init_mode != 'bilinear':
+            args.append(f'init_mode={self.init_mode!r}')
+        if self.hard_scope:
+            args.append('hard_scope=True')
+        return ', '.join(args)
+
+
+#: The paper's four variants (Sec. 3.2, "DySample Series").
+DYSAMPLE_PRESETS: Dict[str, Dict[str, Any]] = {
+    'DySample': dict(style='lp', groups=4, dyscope=False),
+    'DySample+': dict(style='lp', groups=4, dyscope=True),
+    'DySample-S': dict(style='pl', groups=8, dyscope=False),
+    'DySample-S+': dict(style='pl', groups=8, dyscope=True),
+}
+
+
+def _make_preset(name: str):
+    preset = DYSAMPLE_PRESETS[name]
+
+    def build(in_channels: int, scale_factor: int = 2, **kwargs) -> DySample:
+        return DySample(in_channels, scale_factor, **{**preset, **kwargs})
+
+    build.__name__ = build.__qualname__ = 'build_' + name.replace(
+        '+', '_plus').replace('-', '_')
+    build.__doc__ = (f'Build the {name} preset ({preset}); keyword arguments '
+                     f'override its defaults. See :class:`DySample`.')
+    return build
+
+
+for _name in DYSAMPLE_PRESETS:
+    if _name != 'DySample':  # the class itself carries these defaults
+        MODELS.register_module(_name, module=_make_preset(_name))
