@@ -8,10 +8,14 @@ use them. A config only needs::
 
     custom_imports = dict(imports=['mmdysample'], allow_failed_imports=False)
 """
+from .engine import RNGStateHook
 from .models import DYSAMPLE_PRESETS, DySample, build_upsampler
+from .utils import allow_mmengine_checkpoint_types
 from .version import __version__, version_info
+
+allow_mmengine_checkpoint_types()
 
 __all__ = [
     '__version__', 'version_info', 'DySample', 'DYSAMPLE_PRESETS',
-    'build_upsampler'
+    'build_upsampler', 'RNGStateHook'
 ]

@@ -51,7 +51,7 @@ import os.path as osp
 import shutil
 import sys
 import time
-from typing import (Callable, Dict, List, Optional, Sequence, Tuple, Union)
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -61,12 +61,13 @@ __all__ = [
     'THING_PALETTE', 'STUFF_PALETTE', 'SEG_PALETTE', 'PANOPTIC_PALETTE',
     'COCO_METAINFO', 'PANOPTIC_METAINFO', 'ADE_METAINFO', 'VALID_TASKS',
     'GENERATOR_VERSION', 'DEFAULT_OUT_DIR', 'generate_synthetic_dataset',
-    'render_scene', 'main'
+    'render_scene', 'mask_to_polygons', 'build_parser', 'main'
 ]
 
 #: Bumped whenever the rendered content or the file formats change, so
 #: that an existing output directory is regenerated instead of reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
+_GENERATOR_NAME = 'mmdysample.datasets.synthetic'
 
 DEFAULT_OUT_DIR = osp.join('data', 'synthetic')
 DEFAULT_NUM_TRAIN = 400
@@ -120,6 +121,7 @@ _SPLITS = (
 # Rendering constants.
 _MIN_THING_SIZE = 12.0  # pixels, extent of the smallest shape
 _MAX_THING_FRACTION = 0.45  # largest extent as a fraction of min(H, W)
+_SIZE_SKEW = 0.75  # < 1 favours larger shapes (median ~38 px at 192 px)
 _MIN_VISIBLE_AREA = 30  # pixels; smaller visible parts are dropped
 _MIN_VISIBLE_FRACTION = 0.4  # of the unoccluded area
 _PLACEMENT_TRIES = 25
@@ -377,18 +379,18 @@ def render_scene(rng: np.random.Generator, height: int,
     for _ in range(num_things):
         label = int(rng.integers(len(THING_CLASSES)))
         for _try in range(_PLACEMENT_TRIES):
-            size = float(
-                np.exp(rng.uniform(np.log(_MIN_THING_SIZE),
-                                   np.log(max_size))))
-            half = size / 2 * (1.42 if THING_CLASSES[label] == 'rectangle'
-                               else 1.2)
-            half = min(half, (min(height, width) - 1) / 2)
-            centre = (rng.uniform(half, width - 1 - half),
-                      rng.uniform(half, height - 1 - half))
-            mask = _rasterise(
-                _shape_polygon(rng, label, size, centre), height, width)
-            if mask.sum() >= _MIN_VISIBLE_AREA and _placement_ok(masks +
-                                                                  [mask]):
+            # log-uniform size, skewed towards larger shapes
+            size = _MIN_THING_SIZE * (max_size / _MIN_THING_SIZE)**(
+                rng.random()**_SIZE_SKEW)
+            shape = _shape_polygon(rng, label, size, (0.0, 0.0))
+            low, high = shape.min(axis=0), shape.max(axis=0)
+            centre = tuple(
+                rng.uniform(-lo, limit - 1 - hi) if limit - 1 - hi > -lo
+                else (limit - 1 - hi - lo) / 2
+                for lo, hi, limit in zip(low, high, (width, height)))
+            mask = _rasterise(shape + centre, height, width)
+            if (mask.sum() >= _MIN_VISIBLE_AREA
+                    and _placement_ok(masks + [mask])):
                 break
         else:
             continue
@@ -619,8 +621,7 @@ def _expected_files(paths: Dict[str, str], tasks: Sequence[str]) -> List[str]:
 def _is_up_to_date(meta: Optional[dict], params: dict,
                    paths: Dict[str, str]) -> bool:
     """Whether an existing output already satisfies ``params``."""
-    if not meta or meta.get('generator') != __name__.replace(
-            '__main__', 'mmdysample.datasets.synthetic'):
+    if not meta or meta.get('generator') != _GENERATOR_NAME:
         return False
     old = meta.get('params', {})
     for key in ('version', 'num_train', 'num_val', 'img_size', 'seed'):
@@ -746,7 +747,8 @@ def generate_synthetic_dataset(
             elapsed_s=time.perf_counter() - start)
 
     owned = _owned_paths(paths)
-    if meta is None and not force:
+    ours = meta is not None and meta.get('generator') == _GENERATOR_NAME
+    if not ours and not force:
         clashes = [
             p for p in owned
             if osp.isfile(p) or (osp.isdir(p) and os.listdir(p))
@@ -754,7 +756,7 @@ def generate_synthetic_dataset(
         if clashes:
             raise FileExistsError(
                 f'{out_dir} already contains {clashes[0]} but no meta.json '
-                'from this generator; refusing to overwrite it. Pass '
+                'written by this generator; refusing to overwrite it. Pass '
                 'force=True (--force) or choose another out_dir.')
     # Invalidate first so an interrupted run is never taken as complete.
     if osp.exists(paths['meta']):
@@ -863,7 +865,7 @@ def generate_synthetic_dataset(
 
     _dump_json(
         paths['meta'],
-        dict(generator='mmdysample.datasets.synthetic', params=params,
+        dict(generator=_GENERATOR_NAME, params=params,
              counts=counts),
         indent=2)
     elapsed = time.perf_counter() - start

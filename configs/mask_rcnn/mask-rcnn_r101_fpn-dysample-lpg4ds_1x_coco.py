@@ -1,0 +1,9 @@
+# DySample+ (LP style, 4 groups, dynamic scope) in the three top-down
+# stages of the FPN. Everything else is mmdet's stock 1x setting, so results
+# compare with mask-rcnn_r101_fpn_1x_coco.py (nearest upsampling).
+_base_ = 'mmdet::mask_rcnn/mask-rcnn_r101_fpn_1x_coco.py'
+
+custom_imports = dict(imports=['mmdysample'], allow_failed_imports=False)
+
+model = dict(
+    neck=dict(type='DySampleFPN', upsample_cfg=dict(type='DySample+')))

@@ -1,0 +1,37 @@
+# Copyright (c) mmdysample contributors. All rights reserved.
+"""Dataset utilities of mmdysample.
+
+The synthetic dataset generator is imported lazily, so that
+``python -m mmdysample.datasets.synthetic`` runs without importing the
+module twice and importing this package stays cheap.
+"""
+import importlib
+from typing import TYPE_CHECKING, Any, List
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .synthetic import (ADE_METAINFO, COCO_METAINFO, PANOPTIC_CLASSES,
+                            PANOPTIC_METAINFO, PANOPTIC_PALETTE, SEG_CLASSES,
+                            SEG_PALETTE, STUFF_CLASSES, STUFF_PALETTE,
+                            THING_CLASSES, THING_PALETTE, VALID_TASKS,
+                            generate_synthetic_dataset, render_scene)
+
+__all__ = [
+    'THING_CLASSES', 'STUFF_CLASSES', 'SEG_CLASSES', 'PANOPTIC_CLASSES',
+    'THING_PALETTE', 'STUFF_PALETTE', 'SEG_PALETTE', 'PANOPTIC_PALETTE',
+    'COCO_METAINFO', 'PANOPTIC_METAINFO', 'ADE_METAINFO', 'VALID_TASKS',
+    'generate_synthetic_dataset', 'render_scene'
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Resolve the public names from :mod:`.synthetic` on first use."""
+    if name in __all__:
+        module = importlib.import_module('.synthetic', __name__)
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+def __dir__() -> List[str]:
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,89 @@
+# Copyright (c) mmdysample contributors. All rights reserved.
+"""The little that ``tools/train.py`` and ``tools/test.py`` share."""
+import logging
+import os
+import os.path as osp
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+from mmengine.config import Config
+from mmengine.logging import print_log
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+
+def load_config(path: str,
+                cfg_options: Optional[dict] = None,
+                launcher: str = 'none',
+                work_dir: Optional[str] = None) -> Config:
+    """Read a config and apply the command-line overrides.
+
+    ``work_dir`` is, in order of priority, the argument, the config's own
+    ``work_dir``, or ``./work_dirs/<config name>``. ``mmdysample`` is always
+    imported (it registers the upsamplers and the RNG-state hook), and the
+    :class:`~mmdysample.engine.RNGStateHook` is added so resumed runs are
+    exact.
+    """
+    cfg = Config.fromfile(path)
+    cfg.launcher = launcher
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(path))[0])
+    imports = cfg.get('custom_imports', {}).get('imports', [])
+    if isinstance(imports, str):
+        imports = [imports]
+    if 'mmdysample' not in imports:
+        cfg.custom_imports = dict(
+            imports=list(imports) + ['mmdysample'],
+            allow_failed_imports=False)
+    hooks = list(cfg.get('custom_hooks', []))
+    if not any(h.get('type') == 'RNGStateHook' for h in hooks):
+        hooks.append(dict(type='RNGStateHook'))
+    cfg.custom_hooks = hooks
+    return cfg
+
+
+def _prepare_cpu_distributed(cfg: Config) -> None:
+    """Let mmengine's ``pytorch`` launcher run on machines without CUDA.
+
+    mmengine 0.10 calls ``torch.cuda.set_device`` before it creates the
+    process group, which CPU builds of torch lack, and wraps the model in DDP
+    with ``device_ids=[LOCAL_RANK]``, which DDP rejects for CPU modules. On
+    such machines we create the gloo process group from torchrun's
+    environment (mmengine then skips its own ``init_dist``) and wrap without
+    device ids. CUDA machines take mmengine's path unchanged.
+    """
+    if cfg.launcher != 'pytorch' or torch.cuda.is_available():
+        return
+    backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend')
+    if backend not in (None, 'gloo'):
+        # The stock runtimes ask for nccl, which needs CUDA.
+        print_log(
+            f'no CUDA device: using the gloo backend instead of {backend!r}',
+            logger='current',
+            level=logging.WARNING)
+        cfg.env_cfg.dist_cfg.backend = 'gloo'
+    if not dist.is_initialized():
+        dist.init_process_group(
+            backend='gloo',
+            rank=int(os.environ['RANK']),
+            world_size=int(os.environ['WORLD_SIZE']))
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel',
+        broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+
+
+def build_runner(cfg: Config) -> Runner:
+    """Build the default Runner, or the config's ``runner_type``."""
+    _prepare_cpu_distributed(cfg)
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)

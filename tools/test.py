@@ -1,0 +1,87 @@
+# Copyright (c) mmdysample contributors. All rights reserved.
+"""Evaluate a checkpoint: COCO AP / PQ for mmdet configs, mIoU for mmseg.
+
+Multi-GPU and multi-node runs go through ``tools/dist_test.sh`` (torchrun) or
+``tools/slurm_test.sh`` with ``--launcher pytorch|slurm``.
+"""
+import argparse
+import os
+import sys
+
+from mmengine.config import DictAction
+from mmengine.evaluator import DumpResults
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import mmdysample  # noqa: E402,F401 (registers the upsamplers and hooks)
+from mmdysample.utils import build_runner, load_config  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Test (and evaluate) a model with a DySample upsampler')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='directory for the metrics log')
+    parser.add_argument(
+        '--out', help='also dump the raw predictions to this .pkl file')
+    parser.add_argument(
+        '--show-dir',
+        help='save drawn predictions (mmdet: under <work_dir>/<timestamp>/'
+        '<show-dir>; mmseg: in <show-dir>)')
+    parser.add_argument(
+        '--show', action='store_true', help='show predictions in a window')
+    parser.add_argument(
+        '--wait-time', type=float, default=2, help='seconds per image shown')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, e.g. test_dataloader.batch_size=4')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def enable_visualization(cfg, args) -> None:
+    hooks = cfg.get('default_hooks', {})
+    if 'visualization' not in hooks:
+        raise ValueError('--show / --show-dir need a "visualization" hook in '
+                         'default_hooks of the config')
+    vis = hooks['visualization']
+    vis['draw'] = True
+    if args.show:
+        vis['show'] = True
+        vis['wait_time'] = args.wait_time
+    if args.show_dir:
+        if cfg.get('default_scope') == 'mmdet':
+            # mmdet's hook writes drawings to <work_dir>/<time>/<dir>.
+            vis['test_out_dir'] = args.show_dir
+        else:
+            # mmseg's hook draws through the visualizer's save_dir.
+            cfg.visualizer['save_dir'] = args.show_dir
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out must be a .pkl file, got {args.out!r}')
+    cfg = load_config(args.config, args.cfg_options, args.launcher,
+                      args.work_dir)
+    cfg.load_from = args.checkpoint
+    if args.show or args.show_dir:
+        enable_visualization(cfg, args)
+
+    runner = build_runner(cfg)
+    if args.out is not None:
+        runner.test_evaluator.metrics.append(
+            DumpResults(out_file_path=args.out))
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,89 @@
+# Copyright (c) mmdysample contributors. All rights reserved.
+"""Train a detector (mmdet) or segmentor (mmseg) from a config.
+
+The config's ``default_scope`` decides the host. Multi-GPU and multi-node
+runs go through ``tools/dist_train.sh`` (torchrun) or ``tools/slurm_train.sh``
+with ``--launcher pytorch|slurm``.
+"""
+import argparse
+import os
+import sys
+
+from mmengine.config import DictAction
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import mmdysample  # noqa: E402,F401 (registers the upsamplers and hooks)
+from mmdysample.utils import build_runner, load_config  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Train a model with a DySample upsampler')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='directory for logs and models')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='enable automatic mixed precision training')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the learning rate with the total batch size')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from this checkpoint, or, without a path, from the '
+        'latest checkpoint in the work directory')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, e.g. train_cfg.max_iters=100 '
+        'key="[a,b]" (no spaces inside values)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torchrun passes --local-rank (torch >= 2.0), older launchers
+    # --local_rank.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.cfg_options, args.launcher,
+                      args.work_dir)
+
+    if args.amp:
+        optim_type = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        if optim_type not in ('OptimWrapper', 'AmpOptimWrapper'):
+            raise ValueError('--amp needs optim_wrapper.type OptimWrapper, '
+                             f'got {optim_type!r}')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+    if args.auto_scale_lr:
+        scale_cfg = cfg.get('auto_scale_lr')
+        if not scale_cfg or 'base_batch_size' not in scale_cfg:
+            raise ValueError('--auto-scale-lr needs auto_scale_lr.'
+                             'base_batch_size in the config')
+        cfg.auto_scale_lr.enable = True
+
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+
+    build_runner(cfg).train()
+
+
+if __name__ == '__main__':
+    main()
