@@ -3,8 +3,9 @@
 # decoder's upsamplers only.
 #
 # Model, data, schedule and optimiser are mmseg's stock SegFormer-B1 setting.
-# The head is DySampleSegformerHead with upsample_cfg=None, which computes
-# exactly what SegformerHead does (same weights, same state-dict keys).
+# The head is DySampleSegformerHead with its default upsample_cfg=None (left
+# unset here so that the DySample configs can merge a dict into it), which
+# computes exactly what SegformerHead does, with the same state-dict keys.
 #
 # One change to the stock test protocol: the paper trained and tested with
 # the official SegFormer code, whose test pipeline resizes every image to a
@@ -19,8 +20,7 @@ _base_ = 'mmseg::segformer/segformer_mit-b1_8xb2-160k_ade20k-512x512.py'
 
 custom_imports = dict(imports=['mmdysample'], allow_failed_imports=False)
 
-model = dict(
-    decode_head=dict(type='DySampleSegformerHead', upsample_cfg=None))
+model = dict(decode_head=dict(type='DySampleSegformerHead'))
 
 test_pipeline = [
     dict(type='LoadImageFromFile'),

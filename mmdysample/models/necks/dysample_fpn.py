@@ -21,11 +21,12 @@ def fit_to_size(x: Tensor, size: Sequence[int]) -> Tensor:
 
     A ``2x`` upsampler doubles the coarse map, but a lateral of odd size
     ``h`` sits under a coarse map of ``ceil(h / 2)`` pixels, so the doubled
-    map has one row (or column) too many. Coarse pixel ``j`` covers fine
-    pixels ``2j`` and ``2j + 1`` on both sides of the pair, so the
-    surplus row is the padding beyond the bottom (right) edge: cropping it
-    keeps every pixel centre where it was (``'same'`` alignment, and what
-    mmdet's nearest ``F.interpolate(size=...)`` picks too). Any other
+    map has one row (or column) too many. Coarse pixel ``j`` stands for fine
+    pixels ``2j`` and ``2j + 1``; the last one of an odd-sized lateral stands
+    for fine pixel ``h - 1`` and the padding row ``h`` below (right of) the
+    edge. Cropping that surplus row keeps every pixel centre where it was
+    (``'same'`` alignment, and the pixels mmdet's nearest
+    ``F.interpolate(size=...)`` picks too). Any other
     mismatch (the map smaller, or larger by two or more, e.g. a transposed
     convolution with custom padding or a backbone whose levels are not 2x
     apart) has no such pixel correspondence, so ``x`` is resized with

@@ -10,8 +10,9 @@ import torch.nn.functional as F
 
 pytest.importorskip('mmdet')
 
-import mmdysample.models.necks  # noqa: E402,F401 (registers DySampleFPN)
 from mmdet.models.necks import FPN  # noqa: E402
+
+import mmdysample.models.necks  # noqa: E402,F401 (registers DySampleFPN)
 from mmdysample import DYSAMPLE_PRESETS, DySample  # noqa: E402
 from mmdysample.models.necks import DySampleFPN, fit_to_size  # noqa: E402
 
@@ -266,11 +267,14 @@ def test_authors_layout_loads_strictly(name):
             layer['scope.weight'] = torch.randn(
                 proj_out, proj_in, 1, 1, generator=gen)
         layers.append(layer)
-        state.update({f'upsample_modules.{i}.{k}': v for k, v in layer.items()})
+        state.update(
+            {f'upsample_modules.{i}.{k}': v
+             for k, v in layer.items()})
 
     neck = DySampleFPN(IN_CHANNELS, OUT_CHANNELS, 5, upsample_cfg=name)
     # the initial positions we compute are the authors'
-    assert torch.equal(neck.upsample_modules[0].init_pos, layers[0]['init_pos'])
+    assert torch.equal(neck.upsample_modules[0].init_pos,
+                       layers[0]['init_pos'])
     neck.load_state_dict(state, strict=True)
 
     # Reference: stock FPN convs + standalone DySample layers, by hand.

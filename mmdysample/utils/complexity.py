@@ -1,0 +1,123 @@
+# Copyright (c) mmdysample contributors. All rights reserved.
+"""Params and FLOPs of a config, and of its stock-upsampling baseline.
+
+FLOPs come from mmengine's ``FlopAnalyzer`` (a traced forward; one
+multiply-add counts as one FLOP, as in fvcore and the OpenMMLab model zoos).
+It counts ``aten::grid_sampler`` as 4 FLOPs per output element, like
+bilinear interpolation, so DySample's sampling is included.
+"""
+import copy
+from typing import Dict, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.analysis import FlopAnalyzer, parameter_count
+from mmengine.config import Config, ConfigDict
+from mmengine.registry import init_default_scope
+
+#: Input (H, W) per host, matching the paper's tables: SegFormer-B1 FLOPs at
+#: 512 x 512; detectors at mmdet's usual 1333 x 800 (padded to 32).
+DEFAULT_SHAPES = {'mmdet': (800, 1344), 'mmseg': (512, 512)}
+
+
+def baseline_config(cfg: Config) -> Config:
+    """The same config with every ``upsample_cfg`` removed from the model.
+
+    Our neck and head default to the stock behaviour of the host
+    (``FPN``'s nearest, ``SegformerHead``'s bilinear), so the result is the
+    stock model the paper compares against.
+    """
+    cfg = copy.deepcopy(cfg)
+
+    def strip(node):
+        if isinstance(node, dict):
+            node.pop('upsample_cfg', None)
+            for value in node.values():
+                strip(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                strip(value)
+
+    strip(cfg.model)
+    return cfg
+
+
+def _without_pretrained(model_cfg: ConfigDict) -> ConfigDict:
+    """Drop backbone weight downloads and SyncBN (no process group here)."""
+    model_cfg = copy.deepcopy(model_cfg)
+
+    def walk(node):
+        if isinstance(node, dict):
+            init_cfg = node.get('init_cfg')
+            if isinstance(init_cfg, dict) and init_cfg.get(
+                    'type') == 'Pretrained':
+                node['init_cfg'] = None
+            if node.get('pretrained') is not None:
+                node['pretrained'] = None
+            if node.get('type') == 'SyncBN':
+                node['type'] = 'BN'
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                walk(value)
+
+    walk(model_cfg)
+    return model_cfg
+
+
+def build_model(cfg: Config) -> nn.Module:
+    """Build ``cfg.model`` in its scope, without downloading weights."""
+    scope = cfg.get('default_scope', 'mmdet')
+    init_default_scope(scope)
+    from mmengine.registry import MODELS
+    model = MODELS.build(_without_pretrained(cfg.model))
+    model.eval()
+    return model
+
+
+class _TensorMode(nn.Module):
+    """Expose a detector / segmentor's ``mode='tensor'`` forward to tracing."""
+
+    def __init__(self, model: nn.Module, scope: str) -> None:
+        super().__init__()
+        self.model = model
+        self.scope = scope
+
+    def forward(self, inputs: torch.Tensor):
+        if self.scope == 'mmdet':
+            from mmdet.structures import DetDataSample
+            h, w = inputs.shape[-2:]
+            meta = dict(
+                img_shape=(h, w),
+                ori_shape=(h, w),
+                pad_shape=(h, w),
+                batch_input_shape=(h, w),
+                scale_factor=(1.0, 1.0))
+            samples = [DetDataSample(metainfo=meta) for _ in inputs]
+            return self.model(inputs, samples, mode='tensor')
+        return self.model(inputs, mode='tensor')
+
+
+def model_complexity(cfg: Config,
+                     shape: Sequence[int] = None) -> Dict[str, float]:
+    """Params and FLOPs of ``cfg.model`` on one ``(3, H, W)`` input."""
+    scope = cfg.get('default_scope', 'mmdet')
+    h, w = shape if shape is not None else DEFAULT_SHAPES.get(
+        scope, (512, 512))
+    model = build_model(cfg)
+    inputs = torch.rand(1, 3, h, w)
+    with torch.no_grad():
+        analyzer = FlopAnalyzer(_TensorMode(model, scope), (inputs, ))
+        analyzer.unsupported_ops_warnings(False)
+        analyzer.uncalled_modules_warnings(False)
+        flops = analyzer.total()
+    return dict(params=parameter_count(model)[''], flops=flops, shape=(h, w))
+
+
+def complexity_delta(cfg: Config,
+                     shape: Sequence[int] = None
+                     ) -> Tuple[Dict[str, float], Dict[str, float]]:
+    """Complexity of ``cfg`` and of :func:`baseline_config` of it."""
+    return model_complexity(cfg, shape), model_complexity(
+        baseline_config(cfg), shape)

@@ -1,0 +1,142 @@
+# Copyright (c) mmdysample contributors. All rights reserved.
+"""The SegFormer-B1 configs of the paper (Table 4) load, build and differ
+from the bilinear baseline in the six decoder upsamplers only."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip('mmseg')
+
+import mmcv  # noqa: E402
+import mmdysample.models.decode_heads  # noqa: E402,F401 (registers the head)
+from mmengine import Config  # noqa: E402
+from mmengine.dataset import Compose  # noqa: E402
+from mmengine.registry import DefaultScope  # noqa: E402
+from mmseg.registry import MODELS  # noqa: E402
+
+from mmdysample.models import build_upsampler  # noqa: E402
+
+CONFIG_DIR = Path(__file__).parents[2] / 'configs' / 'segformer'
+CONFIGS = sorted(CONFIG_DIR.glob('*.py'))
+BASELINE = 'segformer_mit-b1-bilinear_8xb2-160k_ade20k-512x512'
+#: config qualifier -> DySample preset (paper Table 4)
+DYSAMPLE_CONFIGS = {
+    f'segformer_mit-b1-dysample-{tag}_8xb2-160k_ade20k-512x512': name
+    for tag, name in [('lpg4', 'DySample'), ('lpg4ds', 'DySample+'),
+                      ('plg8', 'DySample-S'), ('plg8ds', 'DySample-S+')]
+}
+B1_DECODER_CHANNELS = 256
+
+
+def load(stem):
+    return Config.fromfile(CONFIG_DIR / f'{stem}.py')
+
+
+def build_model(cfg):
+    """Build without downloads and without SyncBN (needs a process group)."""
+    cfg.model.backbone.init_cfg = None
+    cfg.model.decode_head.norm_cfg = dict(type='BN', requires_grad=True)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        return MODELS.build(cfg.model)
+
+
+def count_params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def step_types(pipeline):
+    return [step['type'] for step in pipeline]
+
+
+def test_configs_are_collected():
+    stems = {path.stem for path in CONFIGS}
+    assert stems, f'no configs found in {CONFIG_DIR}'
+    assert {BASELINE, *DYSAMPLE_CONFIGS} <= stems
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda path: path.stem)
+def test_config_loads(path):
+    cfg = Config.fromfile(path)
+    assert cfg.custom_imports == dict(
+        imports=['mmdysample'], allow_failed_imports=False)
+    head = cfg.model.decode_head
+    assert head.type == 'DySampleSegformerHead'
+    expected = DYSAMPLE_CONFIGS.get(path.stem)
+    assert head.get('upsample_cfg') == (
+        None if expected is None else dict(type=expected))
+    # the stock SegFormer-B1 setting is kept
+    assert head.in_channels == [64, 128, 320, 512]
+    assert head.channels == B1_DECODER_CHANNELS
+    assert cfg.train_cfg.max_iters == 160000
+    assert cfg.train_dataloader.batch_size == 2
+    assert cfg.optim_wrapper.optimizer.type == 'AdamW'
+    # the paper's test protocol: resize to a multiple of 32 after Resize and
+    # before the labels are loaded (they stay at the original size)
+    for pipeline in (cfg.test_pipeline, cfg.val_dataloader.dataset.pipeline,
+                     cfg.test_dataloader.dataset.pipeline):
+        assert step_types(pipeline) == [
+            'LoadImageFromFile', 'Resize', 'ResizeToMultiple',
+            'LoadAnnotations', 'PackSegInputs'
+        ]
+        assert pipeline[2].size_divisor == 32
+    assert cfg.test_dataloader.dataset.data_prefix.img_path == (
+        'images/validation')
+
+
+@pytest.fixture(scope='module')
+def baseline_model():
+    return build_model(load(BASELINE)).eval()
+
+
+def test_baseline_is_the_stock_head(baseline_model):
+    stock = load(BASELINE)
+    stock.model.decode_head.type = 'SegformerHead'
+    assert count_params(build_model(stock)) == count_params(baseline_model)
+    assert baseline_model.decode_head.upsamplers is None
+
+
+@pytest.mark.parametrize('stem', sorted(DYSAMPLE_CONFIGS))
+def test_parameter_delta_is_six_upsamplers(stem, baseline_model):
+    cfg = load(stem)
+    model = build_model(cfg)
+    upsampler = build_upsampler(
+        cfg.model.decode_head.upsample_cfg, B1_DECODER_CHANNELS)
+    delta = count_params(model) - count_params(baseline_model)
+    assert delta == 6 * count_params(upsampler) > 0
+    # everything outside the upsamplers is the baseline's, key for key
+    keys = {k for k in model.state_dict() if '.upsamplers.' not in k}
+    assert keys == set(baseline_model.state_dict())
+
+
+def test_test_pipeline_keeps_labels_and_predictions_at_original_size(
+        tmp_path, baseline_model):
+    height, width = 375, 500  # rescaled to 512x683, then to 512x704
+    rng = np.random.default_rng(0)
+    mmcv.imwrite(
+        rng.integers(0, 256, (height, width, 3), dtype=np.uint8),
+        str(tmp_path / 'img.jpg'))
+    mmcv.imwrite(
+        rng.integers(0, 151, (height, width), dtype=np.uint8),
+        str(tmp_path / 'seg.png'))
+    cfg = load(BASELINE)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        pipeline = Compose(cfg.test_dataloader.dataset.pipeline)
+        packed = pipeline(
+            dict(
+                img_path=str(tmp_path / 'img.jpg'),
+                seg_map_path=str(tmp_path / 'seg.png'),
+                reduce_zero_label=True,
+                seg_fields=[]))
+    sample = packed['data_samples']
+    assert packed['inputs'].shape[1:] == (512, 704)
+    assert sample.img_shape == (512, 704)
+    assert sample.ori_shape == (height, width)
+    assert sample.gt_sem_seg.shape == (height, width)
+    # what EncoderDecoder.predict does after the head: the logits at the
+    # network input's size are resized back to ori_shape before IoUMetric
+    # compares them with gt_sem_seg
+    logits = torch.rand(1, 150, 512, 704)
+    result = baseline_model.postprocess_result(logits, [sample])[0]
+    assert result.pred_sem_seg.shape == sample.gt_sem_seg.shape
