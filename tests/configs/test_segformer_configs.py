@@ -140,3 +140,18 @@ def test_test_pipeline_keeps_labels_and_predictions_at_original_size(
     logits = torch.rand(1, 150, 512, 704)
     result = baseline_model.postprocess_result(logits, [sample])[0]
     assert result.pred_sem_seg.shape == sample.gt_sem_seg.shape
+
+
+def test_metafile_names_match_configs():
+    yaml = pytest.importorskip('yaml')
+    metafile = yaml.safe_load((CONFIG_DIR / 'metafile.yml').read_text())
+    root = CONFIG_DIR.parents[1]
+    names = []
+    for model in metafile['Models']:
+        assert Path(model['Config']).stem == model['Name']
+        assert (root / model['Config']).is_file(), model['Config']
+        assert model['Results']['Task'] == 'Semantic Segmentation'
+        assert model['Results']['Dataset'] == 'ADE20K'
+        assert 'paper' in model['Metadata']['Results Source']
+        names.append(model['Name'])
+    assert sorted(names) == sorted(path.stem for path in CONFIGS)

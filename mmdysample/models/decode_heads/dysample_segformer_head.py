@@ -3,7 +3,6 @@
 from typing import Optional, Sequence, Tuple
 
 import torch
-import torch.nn as nn
 from mmengine.model import ModuleList
 from mmseg.models.decode_heads import SegformerHead
 from mmseg.models.utils import resize
@@ -188,4 +187,3 @@ def _check_levels(kwargs: dict) -> None:
             'in_channels and in_index must have the same length, got '
             f'in_channels={list(in_channels)} ({len(in_channels)}) and '
             f'in_index={list(in_index)} ({len(in_index)})')
-

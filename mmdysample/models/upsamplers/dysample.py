@@ -195,15 +195,30 @@ class DySample(nn.Module):
             offset = offset * self.scope_factor
         return offset
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Upsample ``x`` of shape ``(N, C, H, W)`` to ``(N, C, sH, sW)``."""
+    def sampling_offsets(self, x: Tensor) -> Tensor:
+        """Offsets of every sampling point, initial positions included.
+
+        Args:
+            x (Tensor): Input of shape ``(N, C, H, W)``.
+
+        Returns:
+            Tensor: ``(N, 2 * g * s**2, H, W)`` offsets in input pixels from
+            the centre of each low-resolution pixel, laid out as
+            ``(xy, group, sub_row, sub_col)``; this is what :meth:`forward`
+            samples at (used by the offset visualisation tool).
+        """
         self._check_input(x)
         s = self.scale_factor
         if self.style == 'pl':
             offset = pixel_unshuffle(self._scoped(F.pixel_shuffle(x, s)), s)
         else:
             offset = self._scoped(x)
-        return dysample_sample(x, offset + self.init_pos, s, self.groups)
+        return offset + self.init_pos
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Upsample ``x`` of shape ``(N, C, H, W)`` to ``(N, C, sH, sW)``."""
+        return dysample_sample(x, self.sampling_offsets(x), self.scale_factor,
+                               self.groups)
 
     def extra_repr(self) -> str:
         args = [

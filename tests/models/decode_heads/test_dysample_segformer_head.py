@@ -4,7 +4,6 @@ import torch
 
 pytest.importorskip('mmseg')
 
-import mmdysample.models.decode_heads  # noqa: E402,F401 (registers the head)
 from mmengine.config import ConfigDict  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402
 from mmengine.structures import PixelData  # noqa: E402
@@ -231,7 +230,8 @@ def test_bad_upsample_cfg(cfg, exc, match):
 
 def test_channels_not_divisible_by_groups():
     with pytest.raises(ValueError, match='groups'):
-        DySampleSegformerHead(**head_cfg(channels=12, upsample_cfg='DySample-S'))
+        DySampleSegformerHead(
+            **head_cfg(channels=12, upsample_cfg='DySample-S'))
 
 
 def test_loss_and_predict():
