@@ -135,16 +135,17 @@ def collect_upsampler_inputs(model: nn.Module,
 
     def make_hook(name: str):
 
-        def hook(module: nn.Module, args: tuple) -> None:
+        def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
             if name not in captured:
-                captured[name] = args[0].detach()
+                x = args[0] if args else kwargs['x']
+                captured[name] = x.detach()
             if len(captured) == len(layers):
                 raise _AllCaptured
 
         return hook
 
     handles = [
-        layer.register_forward_pre_hook(make_hook(name))
+        layer.register_forward_pre_hook(make_hook(name), with_kwargs=True)
         for name, layer in layers
     ]
     try:
@@ -360,8 +361,8 @@ def select_points(feat: Tensor,
         >>> import torch
         >>> feat = torch.zeros(2, 8, 8)
         >>> feat[:, :, 4:] = 1  # a vertical edge between columns 3 and 4
-        >>> sorted({col for _, col in select_points(feat, 3)})
-        [3, 4]
+        >>> select_points(feat, 3)  # on the edge, 2 pixels apart
+        [(1, 3), (3, 3), (5, 3)]
         >>> select_points(feat, 4, mode='grid')
         [(2, 2), (2, 6), (6, 2), (6, 6)]
     """
@@ -481,7 +482,11 @@ def _new_axes(nrows: int = 1, ncols: int = 1,
 
 
 def save_figure(fig: Any, out_file: str) -> str:
-    """Save a matplotlib figure (PNG for a ``.png`` name) via Agg.
+    """Save a matplotlib figure, rendered by Agg; no display is needed.
+
+    ``.png`` and ``.jpg`` files are written as 3-channel RGB images of the
+    figure's size (matplotlib alone writes RGBA PNGs); other extensions
+    (``.pdf``, ``.svg``) go through ``fig.savefig``.
 
     Args:
         fig (matplotlib.figure.Figure): The figure.
@@ -490,11 +495,19 @@ def save_figure(fig: Any, out_file: str) -> str:
     Returns:
         str: ``out_file``.
     """
+    import cv2
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     folder = osp.dirname(osp.abspath(out_file))
     os.makedirs(folder, exist_ok=True)
-    FigureCanvasAgg(fig)  # attaches itself; no pyplot, no display
-    fig.savefig(out_file, dpi=fig.dpi, facecolor='white')
+    canvas = FigureCanvasAgg(fig)  # attaches itself; no pyplot involved
+    fig.set_facecolor('white')
+    if osp.splitext(out_file)[1].lower() in ('.png', '.jpg', '.jpeg'):
+        canvas.draw()
+        rgb = np.asarray(canvas.buffer_rgba())[..., :3]
+        if not cv2.imwrite(out_file, np.ascontiguousarray(rgb[..., ::-1])):
+            raise OSError(f'could not write {out_file!r}')
+    else:
+        fig.savefig(out_file, dpi=fig.dpi)
     return out_file
 
 
@@ -824,7 +837,8 @@ def visualize_offsets(layer: DySample,
             :func:`select_points`. Defaults to ``'edge'``.
         region (tuple, optional): ``(x0, y0, x1, y1)`` in image pixels to
             zoom on; points are chosen inside it. Defaults to None: a window
-            of ``2 * ZOOM_RADIUS + 1`` pixels around the strongest point.
+            of ``2 * ZOOM_RADIUS + 1`` low-resolution pixels around the first
+            point.
         valid_shape (tuple[int, int], optional): ``(H, W)`` of the image
             without padding; points are chosen inside it. Defaults to None.
         feature_mode (str): ``'pca'`` or ``'mean'``, see
@@ -863,6 +877,8 @@ def visualize_offsets(layer: DySample,
         upsampled = layer(feat)[0]
         bilinear = F.interpolate(
             feat, scale_factor=s, mode='bilinear', align_corners=False)[0]
+    pos, init, upsampled, bilinear, feat = (
+        t.cpu() for t in (pos, init, upsampled, bilinear, feat))
     lengths = (pos - init).norm(dim=-1)
     drawn = _check_group(group, layer.groups)
     lengths = lengths[drawn]
@@ -889,12 +905,14 @@ def visualize_offsets(layer: DySample,
     points = select_points(feat[0], num_points, point_mode, cells)
     focus = points[0]
     if region is None:
-        r, c = focus
-        k = ZOOM_RADIUS
-        region = ((c - k) * sx, (r - k) * sy, (c + k + 1) * sx,
-                  (r + k + 1) * sy)
-        region = (max(0.0, region[0]), max(0.0, region[1]),
-                  min(float(W), region[2]), min(float(H), region[3]))
+        # A window of low-res pixels around the focus, shifted (not cut)
+        # where it would cross the border of the map.
+        size = 2 * ZOOM_RADIUS + 1
+        rows, cols = min(size, h), min(size, w)
+        top = min(max(focus[0] - ZOOM_RADIUS, 0), h - rows)
+        left = min(max(focus[1] - ZOOM_RADIUS, 0), w - cols)
+        region = (left * sx, top * sy, (left + cols) * sx,
+                  (top + rows) * sy)
     r0, c0, r1, c1 = _cell_box(region, stride, (h, w))
     if (r1 - r0) * (c1 - c0) <= MAX_DENSE_POINTS:
         zoom_points = [(r, c) for r in range(r0, r1) for c in range(c0, c1)]
@@ -925,6 +943,7 @@ def visualize_offsets(layer: DySample,
                  title=f'pixel (row {r}, col {c}) over the input feature;\n'
                  'dashed: bilinear taps of its bottom-right output pixel')
 
+    zero = ' (= zero learned offsets)' if layer.init_mode == 'bilinear' else ''
     draw_features(
         feat[0],
         upsampled,
@@ -934,7 +953,7 @@ def visualize_offsets(layer: DySample,
         titles=[
             f'input feature {h}x{w} ({feature_mode})',
             f'DySample x{s} {s * h}x{s * w}',
-            f'bilinear x{s} (zero offsets)',
+            f'bilinear x{s}{zero}',
         ],
         axes=list(axes[1]))
 
@@ -948,3 +967,263 @@ def visualize_offsets(layer: DySample,
     save_figure(fig, out_file)
     return OffsetFigure(out_file, points, tuple(float(v) for v in region),
                         (float(sy), float(sx)), rms, peak)
+
+
+# --------------------------------------------------------------------------
+# Inputs: a bare layer on an image, or a model from a config
+# --------------------------------------------------------------------------
+def image_feature(image: ArrayLike,
+                  channels: int,
+                  stride: int = 8,
+                  seed: int = 0) -> Tensor:
+    """A stand-in feature map of an image for a bare upsampler.
+
+    The image's colour and grey-level gradients (Sobel), average-pooled by
+    ``stride``, through a fixed random ``1x1`` projection to ``channels``
+    channels: a map whose content, edges included, follows the image, so
+    a layer's offsets vary with it.
+
+    Args:
+        image (Tensor | np.ndarray): ``(H, W, 3)`` RGB image, uint8.
+        channels (int): Channels ``C`` of the feature.
+        stride (int): Image pixels per feature pixel; the map has
+            ``ceil(H / stride) x ceil(W / stride)`` pixels. Defaults to 8.
+        seed (int): Seed of the projection. Defaults to 0.
+
+    Returns:
+        Tensor: ``(1, C, ceil(H / stride), ceil(W / stride))`` float32.
+
+    Example:
+        >>> import numpy as np
+        >>> image_feature(np.zeros((30, 40, 3), np.uint8), 16, 8).shape
+        torch.Size([1, 16, 4, 5])
+    """
+    if isinstance(channels, bool) or not isinstance(channels, int) \
+            or channels < 1:
+        raise ValueError(f'channels must be a positive int, got {channels!r}')
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+        raise ValueError(f'stride must be a positive int, got {stride!r}')
+    img = torch.as_tensor(_as_numpy(image)).float().div(255)
+    img = img.permute(2, 0, 1).unsqueeze(0)  # (1, 3, H, W)
+    gray = img.mean(1, keepdim=True)
+    sobel = torch.tensor([[-1., 0., 1.], [-2., 0., 2.], [-1., 0., 1.]]) / 4
+    kernels = torch.stack([sobel, sobel.T]).unsqueeze(1)
+    grad = F.conv2d(F.pad(gray, (1, 1, 1, 1), mode='replicate'), kernels)
+    base = torch.cat([img - 0.5, grad, grad.norm(dim=1, keepdim=True)], 1)
+    size = (math.ceil(img.shape[2] / stride), math.ceil(img.shape[3] / stride))
+    base = F.adaptive_avg_pool2d(base, size)
+    base = (base - base.mean((2, 3), keepdim=True)) / (
+        base.std((2, 3), keepdim=True) + 1e-6)
+    gen = torch.Generator().manual_seed(seed)
+    proj = torch.randn(channels, base.shape[1], generator=gen)
+    return torch.einsum('oc,nchw->nohw', proj, base) / math.sqrt(
+        base.shape[1])
+
+
+def randomize_offsets(layer: DySample,
+                      feat: Tensor,
+                      rms: float = 0.3,
+                      seed: int = 0) -> float:
+    """Random offset weights scaled to a visible offset length.
+
+    Untrained offsets are noise: this only shows how the drawing reads. The
+    offset (and dynamic scope) weights are drawn from ``N(0, 1)`` and the
+    offset weights rescaled so that the learned offsets on ``feat`` have a
+    root mean square length of ``rms`` input pixels (the initial DySample
+    weights give offsets of about 0.001 pixels, too short to see).
+
+    Args:
+        layer (DySample): The layer, changed in place.
+        feat (Tensor): An input ``(N, C, H, W)``.
+        rms (float): Target root mean square offset length, input pixels.
+            Defaults to 0.3.
+        seed (int): Seed of the weights. Defaults to 0.
+
+    Returns:
+        float: The root mean square length reached.
+    """
+    if not rms > 0:
+        raise ValueError(f'rms must be positive, got {rms!r}')
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        weight = layer.offset.weight
+        weight.copy_(torch.randn(weight.shape, generator=gen))
+        layer.offset.bias.zero_()
+        if layer.dyscope:
+            layer.scope.weight.copy_(
+                torch.randn(layer.scope.weight.shape, generator=gen))
+        reached = 0.0
+        # Offsets are linear in the weights except under hard_scope's tanh,
+        # which a few rescaling rounds bring close enough.
+        for _ in range(4):
+            learned = sampling_positions(layer, feat) - sampling_positions(
+                layer, feat, learned=False)
+            reached = float(learned.norm(dim=-1).pow(2).mean().sqrt())
+            if reached == 0 or abs(reached / rms - 1) < 1e-3:
+                break
+            weight.mul_(rms / reached)
+    return reached
+
+
+def _is_pretrained(init_cfg: Any) -> bool:
+    return isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'
+
+
+def drop_pretrained(cfg: Any) -> Any:
+    """A copy of a model config without ``Pretrained`` initialisation.
+
+    Every ``init_cfg=dict(type='Pretrained', ...)`` becomes None (or leaves a
+    list of init configs) and every string ``pretrained`` becomes None, so a
+    model builds without downloading weights.
+
+    Args:
+        cfg (Any): A model config (nested dicts and lists).
+
+    Returns:
+        Any: The cleaned copy.
+
+    Example:
+        >>> drop_pretrained(dict(backbone=dict(
+        ...     init_cfg=dict(type='Pretrained', checkpoint='x.pth'))))
+        {'backbone': {'init_cfg': None}}
+    """
+    if isinstance(cfg, dict):
+        out = {}
+        for key, value in cfg.items():
+            if key == 'init_cfg' and _is_pretrained(value):
+                out[key] = None
+            elif key == 'init_cfg' and isinstance(value, (list, tuple)):
+                kept = [v for v in value if not _is_pretrained(v)]
+                out[key] = [drop_pretrained(v) for v in kept] or None
+            elif key == 'pretrained' and isinstance(value, str):
+                out[key] = None
+            else:
+                out[key] = drop_pretrained(value)
+        return type(cfg)(out) if type(cfg) is not dict else out
+    if isinstance(cfg, (list, tuple)):
+        return type(cfg)(drop_pretrained(v) for v in cfg)
+    return copy.deepcopy(cfg)
+
+
+def build_model_from_config(config: Any,
+                            checkpoint: Optional[str] = None,
+                            cfg_options: Optional[dict] = None,
+                            device: str = 'cpu') -> Tuple[nn.Module, Any]:
+    """Build a model from a config for inference, with its weights.
+
+    Args:
+        config (str | mmengine.Config): Config file or object; its
+            ``default_scope`` becomes the default scope.
+        checkpoint (str, optional): An mmengine checkpoint to load. Defaults
+            to None (the weights the model is built with).
+        cfg_options (dict, optional): Overrides merged into the config.
+            Defaults to None.
+        device (str): Device of the model. Defaults to ``'cpu'``.
+
+    Returns:
+        tuple[nn.Module, mmengine.Config]: The model in eval mode and the
+        config.
+
+    Raises:
+        ValueError: The model has no DySample layer, or the checkpoint holds
+            no weights for one of them.
+    """
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+    from mmengine.runner import load_checkpoint
+
+    if isinstance(config, str):
+        cfg = Config.fromfile(config)
+    else:
+        cfg = copy.deepcopy(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if cfg.get('default_scope'):
+        init_default_scope(cfg.default_scope)
+    model = MODELS.build(drop_pretrained(cfg.model))
+    layers = find_upsamplers(model)
+    if checkpoint is not None:
+        ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
+        state = ckpt.get('state_dict', ckpt)
+        keys = {k[len('module.'):] if k.startswith('module.') else k
+                for k in state}
+        missing = [
+            name for name, _ in layers if f'{name}.offset.weight' not in keys
+        ]
+        if missing:
+            raise ValueError(
+                f'checkpoint {checkpoint} has no offset weights for the '
+                f'DySample layers {missing}; drawing their initial offsets '
+                'would pass for learned ones')
+    return model.to(device).eval(), cfg
+
+
+class ModelInput(NamedTuple):
+    """An image prepared for a model.
+
+    Attributes:
+        inputs (Tensor): Preprocessed batch ``(1, 3, H, W)``.
+        data_samples (Any): The data samples, or None.
+        image (np.ndarray): ``(H, W, 3)`` uint8 RGB image as the model sees
+            it (resized, padding included, before normalisation).
+        valid_shape (tuple[int, int]): ``(h, w)`` of the image without
+            padding.
+    """
+    inputs: Tensor
+    data_samples: Any
+    image: np.ndarray
+    valid_shape: Tuple[int, int]
+
+
+def _test_pipeline(cfg: Any) -> Optional[list]:
+    for key in ('test_dataloader', 'val_dataloader'):
+        pipeline = cfg.get(key, {}).get('dataset', {}).get('pipeline')
+        if pipeline:
+            return list(pipeline)
+    return cfg.get('test_pipeline')
+
+
+def prepare_image(model: nn.Module, cfg: Any, img_path: str) -> ModelInput:
+    """Run an image file through the config's test pipeline and the model's
+    data preprocessor.
+
+    Annotation loading is dropped from the test pipeline. A config without a
+    test pipeline feeds the image as it is (BGR, as ``LoadImageFromFile``
+    reads it) to the data preprocessor, which normalises and pads it.
+
+    Args:
+        model (nn.Module): A model with a ``data_preprocessor``.
+        cfg (mmengine.Config): Its config.
+        img_path (str): The image file.
+
+    Returns:
+        ModelInput: The batch and the image to draw on.
+    """
+    import mmcv
+    from mmengine.dataset import Compose, pseudo_collate
+
+    if not osp.isfile(img_path):
+        raise FileNotFoundError(f'image {img_path!r} does not exist')
+    pipeline = _test_pipeline(cfg)
+    if pipeline:
+        pipeline = Compose([
+            t for t in pipeline if 'LoadAnnotations' not in str(t['type'])
+        ])
+        data = pipeline(dict(img_path=img_path, img_id=0))
+    else:
+        img = mmcv.imread(img_path)
+        data = dict(inputs=torch.from_numpy(img).permute(2, 0, 1).contiguous())
+    raw = data['inputs']  # (3, h, w) uint8, channel order of the loader
+    batch = model.data_preprocessor(pseudo_collate([data]), False)
+    inputs = batch['inputs']
+    data_samples = batch.get('data_samples')
+    h, w = raw.shape[-2:]
+    image = np.zeros((inputs.shape[-2], inputs.shape[-1], 3), np.uint8)
+    raw = raw.permute(1, 2, 0).cpu().numpy()
+    preprocessor = cfg.model.get('data_preprocessor') or {}
+    if not preprocessor.get('rgb_to_bgr', False):
+        raw = raw[..., ::-1]  # loaded as BGR
+    image[:h, :w] = raw[:image.shape[0], :image.shape[1]]
+    if data_samples and 'img_shape' in data_samples[0].metainfo:
+        h, w = data_samples[0].metainfo['img_shape'][:2]
+    return ModelInput(inputs, data_samples, image, (int(h), int(w)))
