@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Distributed testing through torchrun and mmengine's "pytorch" launcher.
-#   bash tools/dist_train.sh CONFIG CHECKPOINT GPUS [test.py options]
+#   bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py options]
 # Multi-node: set NNODES, NODE_RANK, MASTER_ADDR (and PORT) on every node.
 set -euo pipefail
 CONFIG=$1
