@@ -177,7 +177,11 @@ class DySample(nn.Module):
         if x.dim() != 4:
             raise ValueError('x must be a 4-D tensor (N, C, H, W), got shape '
                              f'{tuple(x.shape)}')
-        if x.shape[1] != self.in_channels:
+        # Under torch.jit.trace (and the TorchScript ONNX exporter) sizes are
+        # traced tensors, and branching on one bakes a Python bool into the
+        # trace with a TracerWarning. The channel count is fixed by the
+        # weights, so the check is skipped there rather than traced.
+        if not torch.jit.is_tracing() and x.shape[1] != self.in_channels:
             raise ValueError(f'x has {x.shape[1]} channels but the layer was '
                              f'built with in_channels={self.in_channels}')
         if not x.is_floating_point():

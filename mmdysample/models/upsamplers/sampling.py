@@ -94,6 +94,13 @@ def sampling_grid(offset: Tensor, scale_factor: int,
     n, _, h, w = offset.shape
     s, g = scale_factor, groups
     offset = offset.reshape(n, 2, g * s * s, h, w)
+    # ``h`` and ``w`` must reach the arithmetic straight from ``.shape``:
+    # tracers record them as sizes (tensors under torch.jit.trace and the
+    # TorchScript ONNX exporter, symbols under torch.export / compile), so
+    # ``arange(w)`` and ``2.0 / w`` stay dynamic. ``float(w)``, ``int(w)`` or
+    # ``torch.tensor([w, h])`` (the authors' normaliser) would freeze the
+    # trace size into the graph; tests/models/upsamplers/test_export.py
+    # runs exported graphs at other sizes to catch that.
     # Centres of the low-resolution pixels, in pixels.
     xs = torch.arange(w, dtype=offset.dtype, device=offset.device) + 0.5
     ys = torch.arange(h, dtype=offset.dtype, device=offset.device) + 0.5

@@ -1,0 +1,110 @@
+# Copyright (c) mmdysample contributors. All rights reserved.
+"""Export a DySample layer, or a detector / segmentor config, to ONNX.
+
+Batch, height and width stay dynamic. A config exports backbone + neck
+(mmdet) or backbone + decode head logits (mmseg), for inputs whose height
+and width are multiples of 32; SegFormer needs ``--dynamo``. See
+:mod:`mmdysample.deployment.onnx`.
+
+    python tools/deployment/export_onnx.py --layer DySample+ --channels 64 \\
+        --out dysample.onnx --verify
+    python tools/deployment/export_onnx.py --config CONFIG \\
+        [--checkpoint CKPT] --out model.onnx [--dynamo] --verify
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
+import mmdysample  # noqa: E402,F401 (registers the upsamplers)
+from mmdysample.deployment import onnx as deploy  # noqa: E402
+from mmdysample.models import build_upsampler  # noqa: E402
+
+#: Total stride a model's input size must be a multiple of.
+MODEL_SIZE_DIVISOR = 32
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Export an upsampler or a model to ONNX with dynamic '
+        'batch, height and width')
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        '--layer', help='registered upsampler name, e.g. DySample-S+')
+    source.add_argument('--config', help='mmdet / mmseg model config')
+    parser.add_argument(
+        '--channels', type=int, help='input channels of --layer')
+    parser.add_argument(
+        '--scale-factor', type=int, default=2, help='ratio of --layer')
+    parser.add_argument('--checkpoint', help='weights for --config')
+    parser.add_argument('--out', required=True, help='the .onnx file')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs=2,
+        default=(64, 64),
+        metavar=('H', 'W'),
+        help='example input size; a multiple of 32 for --config '
+        '(default: 64 64)')
+    parser.add_argument(
+        '--batch', type=int, default=1, help='example batch (default: 1)')
+    parser.add_argument(
+        '--opset', type=int, default=17, help='ONNX opset (default: 17)')
+    parser.add_argument(
+        '--dynamo',
+        action='store_true',
+        help='use the torch.export-based exporter')
+    parser.add_argument(
+        '--verify',
+        action='store_true',
+        help='compare onnxruntime with PyTorch at the export size and at '
+        'another size')
+    args = parser.parse_args(argv)
+    if args.layer is not None and args.channels is None:
+        parser.error('--layer needs --channels')
+    if args.layer is None and args.channels is not None:
+        parser.error('--channels is for --layer')
+    if args.checkpoint is not None and args.config is None:
+        parser.error('--checkpoint is for --config')
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.layer is not None:
+        module = build_upsampler(args.layer, args.channels,
+                                 args.scale_factor).eval()
+        shape = (args.batch, args.channels, *args.shape)
+        size_divisor, what = 1, f'{args.layer} layer'
+    else:
+        module = deploy.build_export_model(args.config, args.checkpoint)
+        shape = (args.batch, 3, *args.shape)
+        size_divisor = MODEL_SIZE_DIVISOR
+        what = f'{args.config}: {module.exported_part}'
+    deploy.export_module(module, args.out, shape, args.opset, args.dynamo,
+                         size_divisor)
+    exporter = 'dynamo' if args.dynamo else 'torchscript'
+    print(f'exported {what} to {args.out} (opset {args.opset}, {exporter}, '
+          'dynamic batch/height/width)')
+    if not args.verify:
+        return 0
+    shapes = [shape, deploy.other_shape(shape, size_divisor)]
+    try:
+        results = deploy.compare_with_torch(module, args.out, shapes)
+    except RuntimeError as err:
+        print(f'FAILED: {err}')
+        return 1
+    worst = 0.0
+    for checked, error in results:
+        print(f'onnxruntime vs PyTorch at {checked}: max abs error '
+              f'{error:.3g}')
+        worst = max(worst, error)
+    if worst > deploy.DEFAULT_ATOL:
+        print(f'MISMATCH: above {deploy.DEFAULT_ATOL}')
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
