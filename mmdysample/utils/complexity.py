@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.config import Config, ConfigDict
-from mmengine.registry import init_default_scope
+from mmengine.registry import MODELS, DefaultScope
 
 #: Input (H, W) per host, matching the paper's tables: SegFormer-B1 FLOPs at
 #: 512 x 512; detectors at mmdet's usual 1333 x 800 (padded to 32).
@@ -69,9 +69,9 @@ def _without_pretrained(model_cfg: ConfigDict) -> ConfigDict:
 def build_model(cfg: Config) -> nn.Module:
     """Build ``cfg.model`` in its scope, without downloading weights."""
     scope = cfg.get('default_scope', 'mmdet')
-    init_default_scope(scope)
-    from mmengine.registry import MODELS
-    model = MODELS.build(_without_pretrained(cfg.model))
+    # A context, not init_default_scope: no global scope is left behind.
+    with DefaultScope.overwrite_default_scope(scope):
+        model = MODELS.build(_without_pretrained(cfg.model))
     model.eval()
     return model
 

@@ -1129,7 +1129,7 @@ def build_model_from_config(config: Any,
             no weights for one of them.
     """
     from mmengine.config import Config
-    from mmengine.registry import MODELS, init_default_scope
+    from mmengine.registry import MODELS, DefaultScope
     from mmengine.runner import load_checkpoint
 
     if isinstance(config, str):
@@ -1138,9 +1138,8 @@ def build_model_from_config(config: Any,
         cfg = copy.deepcopy(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    if cfg.get('default_scope'):
-        init_default_scope(cfg.default_scope)
-    model = MODELS.build(drop_pretrained(cfg.model))
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+        model = MODELS.build(drop_pretrained(cfg.model))
     layers = find_upsamplers(model)
     if checkpoint is not None:
         ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
@@ -1201,14 +1200,18 @@ def prepare_image(model: nn.Module, cfg: Any, img_path: str) -> ModelInput:
     """
     import mmcv
     from mmengine.dataset import Compose, pseudo_collate
+    from mmengine.registry import DefaultScope
 
     if not osp.isfile(img_path):
         raise FileNotFoundError(f'image {img_path!r} does not exist')
     pipeline = _test_pipeline(cfg)
     if pipeline:
-        pipeline = Compose([
-            t for t in pipeline if 'LoadAnnotations' not in str(t['type'])
-        ])
+        # Transforms are looked up in the config's scope (mmdet / mmseg).
+        with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+            pipeline = Compose([
+                t for t in pipeline
+                if 'LoadAnnotations' not in str(t['type'])
+            ])
         data = pipeline(dict(img_path=img_path, img_id=0))
     else:
         img = mmcv.imread(img_path)

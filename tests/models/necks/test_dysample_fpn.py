@@ -412,9 +412,8 @@ def test_faster_rcnn_trains_on_cpu():
     from mmdet.registry import MODELS
     from mmdet.testing import demo_mm_inputs
     from mmengine.config import Config
-    from mmengine.registry import init_default_scope
+    from mmengine.registry import DefaultScope
 
-    init_default_scope('mmdet')
     cfg = Config.fromfile(
         os.path.join(
             os.path.dirname(mmdet.__file__), '.mim', 'configs', 'faster_rcnn',
@@ -430,7 +429,8 @@ def test_faster_rcnn_trains_on_cpu():
     cfg.roi_head.bbox_head.update(in_channels=32, fc_out_channels=64)
 
     torch.manual_seed(0)
-    model = MODELS.build(cfg)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MODELS.build(cfg)
     model.init_weights()
     assert isinstance(model.neck, DySampleFPN)
     assert model.neck.num_outs == 5
