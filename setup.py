@@ -43,6 +43,8 @@ setup(
     url='https://arxiv.org/abs/2308.15085',
     packages=find_packages(exclude=('configs', 'tools', 'tests', 'docs')),
     include_package_data=True,
+    # The fused CPU kernel is compiled from source on first use.
+    package_data={'mmdysample': ['models/upsamplers/csrc/*.cpp']},
     python_requires='>=3.8',
     license='Apache License 2.0',
     classifiers=[

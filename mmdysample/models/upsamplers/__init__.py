@@ -1,10 +1,12 @@
 # Copyright (c) mmdysample contributors. All rights reserved.
 """The DySample family: the layer, its presets and the sampling maths."""
 from .dysample import DYSAMPLE_PRESETS, DySample
-from .sampling import (dysample_sample, initial_positions,
-                       reference_dysample_sample, sampling_grid)
+from .sampling import (dysample_sample, dysample_sample_reference,
+                       initial_positions, reference_dysample_sample,
+                       sampling_grid)
 
 __all__ = [
-    'DySample', 'DYSAMPLE_PRESETS', 'dysample_sample', 'initial_positions',
+    'DySample', 'DYSAMPLE_PRESETS', 'dysample_sample',
+    'dysample_sample_reference', 'initial_positions',
     'reference_dysample_sample', 'sampling_grid'
 ]

@@ -9,12 +9,11 @@ from typing import Any, Dict
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor
 
 from .sampling import (INIT_MODES, dysample_sample, initial_positions,
-                       pixel_unshuffle)
+                       pixel_shuffle, pixel_unshuffle)
 
 STYLES = ('lp', 'pl')
 
@@ -214,7 +213,7 @@ class DySample(nn.Module):
         self._check_input(x)
         s = self.scale_factor
         if self.style == 'pl':
-            offset = pixel_unshuffle(self._scoped(F.pixel_shuffle(x, s)), s)
+            offset = pixel_unshuffle(self._scoped(pixel_shuffle(x, s)), s)
         else:
             offset = self._scoped(x)
         return offset + self.init_pos

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import fast_cpu
+
 INIT_MODES = ('bilinear', 'nearest')
 
 
@@ -53,6 +55,19 @@ def initial_positions(scale_factor: int,
     pos_y = steps.view(s, 1).expand(s, s)
     pos = torch.stack([pos_x, pos_y]).unsqueeze(1).expand(2, groups, s, s)
     return pos.reshape(1, -1, 1, 1).to(dtype)
+
+
+def pixel_shuffle(x: Tensor, scale_factor: int) -> Tensor:
+    """``F.pixel_shuffle`` whose backward also handles an empty batch.
+
+    The gradient of ``F.pixel_shuffle`` comes from ``F.pixel_unshuffle``,
+    which returns an empty tensor unchanged (torch 2.13), so backward through
+    an empty batch fails with a shape error.
+    """
+    n, c, h, w = x.shape
+    s = scale_factor
+    x = x.reshape(n, c // (s * s), s, s, h, w).permute(0, 1, 4, 2, 5, 3)
+    return x.reshape(n, c // (s * s), h * s, w * s)
 
 
 def pixel_unshuffle(x: Tensor, scale_factor: int) -> Tensor:
@@ -107,18 +122,62 @@ def sampling_grid(offset: Tensor, scale_factor: int,
     grid_x = (offset[:, 0] + xs.view(1, 1, 1, w)) * (2.0 / w) - 1
     grid_y = (offset[:, 1] + ys.view(1, 1, h, 1)) * (2.0 / h) - 1
     grid = torch.stack([grid_x, grid_y], dim=1)  # (N, 2, g*s*s, H, W)
-    grid = F.pixel_shuffle(grid.reshape(n, 2 * g * s * s, h, w), s)
+    grid = pixel_shuffle(grid.reshape(n, 2 * g * s * s, h, w), s)
     grid = grid.reshape(n, 2, g, s * h, s * w).permute(0, 2, 3, 4, 1)
     return grid.reshape(n * g, s * h, s * w, 2)
+
+
+def _use_fast_cpu(x: Tensor) -> bool:
+    """Whether the fused CPU kernel may run for ``x``.
+
+    Tracers, exporters and ``torch.compile`` need the graph of plain torch
+    ops, so they take the reference path.
+    """
+    if x.device.type != 'cpu' or not fast_cpu.enabled():
+        return False
+    if torch.jit.is_tracing() or torch.jit.is_scripting():
+        return False
+    if torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
+        return False
+    return fast_cpu.available()
 
 
 def dysample_sample(x: Tensor, offset: Tensor, scale_factor: int,
                     groups: int) -> Tensor:
     """Re-sample ``x`` at ``pixel centre + offset`` (paper eq. 1 and 3).
 
-    This is the straightforward formulation (coordinates, pixel shuffle,
-    ``grid_sample`` with border padding and ``align_corners=False``), the
-    same function as the authors' public code.
+    Bilinear sampling with border padding, as ``grid_sample`` with
+    ``align_corners=False``. On the CPU a fused kernel
+    (:mod:`.fast_cpu`) computes it; elsewhere, or where that kernel cannot be
+    built, :func:`dysample_sample_reference` does.
+
+    Args:
+        x (Tensor): ``(N, C, H, W)`` features, ``C`` divisible by ``groups``.
+        offset (Tensor): ``(N, 2 * g * s * s, H, W)`` offsets in input
+            pixels, initial positions included.
+        scale_factor (int): Upsampling ratio ``s``.
+        groups (int): Number of offset groups ``g``.
+
+    Returns:
+        Tensor: ``(N, C, s * H, s * W)`` in the dtype of ``x``.
+    """
+    if not _use_fast_cpu(x):
+        return dysample_sample_reference(x, offset, scale_factor, groups)
+    # Half features are sampled in float32, as on the reference path.
+    coord_dtype = coordinate_dtype(x.dtype)
+    out = fast_cpu.dysample_sample_cpu(
+        x.to(coord_dtype), offset.to(coord_dtype), scale_factor, groups)
+    return out.to(x.dtype)
+
+
+def dysample_sample_reference(x: Tensor, offset: Tensor, scale_factor: int,
+                    groups: int) -> Tensor:
+    """:func:`dysample_sample` in its straightforward formulation.
+
+    Coordinates, pixel shuffle and ``grid_sample`` with border padding and
+    ``align_corners=False``: the same function as the authors' public code,
+    kept as the readable reference that the fast path is tested against, and
+    used where the fast path does not apply (CUDA, tracing, export, compile).
 
     Args:
         x (Tensor): ``(N, C, H, W)`` features, ``C`` divisible by ``groups``.
