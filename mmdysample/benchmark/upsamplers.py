@@ -845,6 +845,7 @@ def plot_latency_chart(results: List[Dict], path: str) -> None:
     One labelled marker per upsampler; DySample variants in red.
     """
     from matplotlib.figure import Figure  # Agg through savefig, no pyplot
+    from matplotlib.ticker import NullFormatter
     firsts = {}
     for result in results:
         firsts.setdefault(result['device'], result)
@@ -869,6 +870,8 @@ def plot_latency_chart(results: List[Dict], path: str) -> None:
                     fontsize=8)
             low, top = ranked[0][key], max(ranked[-1][key], 1)
             ax.set_xscale('log')
+            # Minor-tick labels of a short log axis overlap; keep the majors.
+            ax.xaxis.set_minor_formatter(NullFormatter())
             if low > 0:
                 ax.set_yscale('log')
                 ax.set_ylim(low / 10, top * 10)
