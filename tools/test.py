@@ -8,12 +8,12 @@ import argparse
 import os
 import sys
 
-from mmengine.config import DictAction
 from mmengine.evaluator import DumpResults
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import mmdysample  # noqa: E402,F401 (registers the upsamplers and hooks)
-from mmdysample.utils import build_runner, load_config  # noqa: E402
+from mmdysample.utils import (add_runner_args, build_runner,  # noqa: E402
+                              load_config, parse_runner_args)
 
 
 def parse_args(argv=None):
@@ -32,20 +32,8 @@ def parse_args(argv=None):
         '--show', action='store_true', help='show predictions in a window')
     parser.add_argument(
         '--wait-time', type=float, default=2, help='seconds per image shown')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, e.g. test_dataloader.batch_size=4')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_runner_args(parser)
+    return parse_runner_args(parser, argv)
 
 
 def enable_visualization(cfg, args) -> None:
@@ -65,6 +53,7 @@ def enable_visualization(cfg, args) -> None:
         else:
             # mmseg's hook draws through the visualizer's save_dir.
             cfg.visualizer['save_dir'] = args.show_dir
+
 
 def main(argv=None):
     args = parse_args(argv)

@@ -9,11 +9,10 @@ import argparse
 import os
 import sys
 
-from mmengine.config import DictAction
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import mmdysample  # noqa: E402,F401 (registers the upsamplers and hooks)
-from mmdysample.utils import build_runner, load_config  # noqa: E402
+from mmdysample.utils import (add_runner_args, build_runner,  # noqa: E402
+                              load_config, parse_runner_args)
 
 
 def parse_args(argv=None):
@@ -36,23 +35,8 @@ def parse_args(argv=None):
         const='auto',
         help='resume from this checkpoint, or, without a path, from the '
         'latest checkpoint in the work directory')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, e.g. train_cfg.max_iters=100 '
-        'key="[a,b]" (no spaces inside values)')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    # torchrun passes --local-rank (torch >= 2.0), older launchers
-    # --local_rank.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_runner_args(parser)
+    return parse_runner_args(parser, argv)
 
 
 def main(argv=None):

@@ -11,7 +11,9 @@ from importlib.util import find_spec
 from .builder import build_upsampler, list_upsamplers
 from .upsamplers import DYSAMPLE_PRESETS, DySample
 
-__all__ = ['DySample', 'DYSAMPLE_PRESETS', 'build_upsampler', 'list_upsamplers']
+__all__ = [
+    'DySample', 'DYSAMPLE_PRESETS', 'build_upsampler', 'list_upsamplers'
+]
 
 if find_spec('mmdet') is not None:
     from .necks import DySampleFPN  # noqa: F401

@@ -77,9 +77,10 @@ def build_upsampler(cfg: UpsampleConfig, in_channels: int,
     / ``channels`` / ``out_channels`` with ``in_channels``, ``scale_factor``
     with ``scale_factor``, ``upsample_kernel`` with 3 (pixel shuffle), and for
     transposed convolutions ``stride=s`` and, unless ``kernel_size`` is
-    given, ``kernel_size=3, padding=1, output_padding=s-1`` (the paper's deconv setting, exact ``s`` times the
-    size). ``nn.Upsample`` entries (``'nearest'``, ``'bilinear'``) get their
-    mode from the name, and ``align_corners=False`` for ``'bilinear'``.
+    given, ``kernel_size=3, padding=1, output_padding=s-1`` (the paper's
+    deconv setting, exactly ``s`` times the size). ``nn.Upsample`` entries
+    (``'nearest'``, ``'bilinear'``) get their mode from the name, and
+    ``align_corners=False`` for ``'bilinear'``.
     Anything in ``cfg`` overrides these.
 
     Args:

@@ -1,5 +1,9 @@
 # Copyright (c) mmdysample contributors. All rights reserved.
 from .checkpoint import allow_mmengine_checkpoint_types
-from .runner import build_runner, load_config
+from .runner import (add_runner_args, build_runner, load_config,
+                     parse_runner_args)
 
-__all__ = ['allow_mmengine_checkpoint_types', 'build_runner', 'load_config']
+__all__ = [
+    'allow_mmengine_checkpoint_types', 'add_runner_args', 'build_runner',
+    'load_config', 'parse_runner_args'
+]

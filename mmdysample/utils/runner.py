@@ -1,5 +1,6 @@
 # Copyright (c) mmdysample contributors. All rights reserved.
 """The little that ``tools/train.py`` and ``tools/test.py`` share."""
+import argparse
 import logging
 import os
 import os.path as osp
@@ -7,10 +8,37 @@ from typing import Optional
 
 import torch
 import torch.distributed as dist
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
+
+
+def add_runner_args(parser: argparse.ArgumentParser) -> None:
+    """The options tools/train.py and tools/test.py share with mmdet's."""
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, e.g. train_cfg.max_iters=100 '
+        'key="[a,b]" (no spaces inside values)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torchrun passes --local-rank (torch >= 2.0), older launchers
+    # --local_rank.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_runner_args(parser: argparse.ArgumentParser,
+                      argv=None) -> argparse.Namespace:
+    """Parse, and export ``LOCAL_RANK`` for launchers that pass it as an
+    argument."""
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
 
 
 def load_config(path: str,

@@ -21,16 +21,16 @@ import yaml
 
 pytest.importorskip('mmdet')
 
-import mmdysample  # noqa: E402,F401 (registers the DySample family)
 from mmdet.registry import MODELS  # noqa: E402
 from mmdet.structures import DetDataSample  # noqa: E402
 from mmdet.testing import demo_mm_inputs  # noqa: E402
 from mmengine import Config  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402
 
+import mmdysample  # noqa: E402,F401 (registers the DySample family)
 from mmdysample.models import build_upsampler  # noqa: E402
-from mmdysample.utils.complexity import (baseline_config,  # noqa: E402
-                                         build_model)
+from mmdysample.utils.complexity import (  # noqa: E402
+    baseline_config, build_model)
 
 ROOT = Path(__file__).parents[2]
 #: config folder -> (file name prefix, metafile tasks with their metrics)
@@ -442,6 +442,7 @@ def test_metafile(folder):
 def readme_table(readme):
     """Rows of the README's results table as dicts keyed by its header."""
     lines = [line for line in readme.splitlines() if line.startswith('| ')]
+
     def cells(line):
         return [cell.strip() for cell in line.strip('|').split('|')]
 

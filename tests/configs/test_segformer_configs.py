@@ -10,12 +10,12 @@ import torch
 pytest.importorskip('mmseg')
 
 import mmcv  # noqa: E402
-import mmdysample.models.decode_heads  # noqa: E402,F401 (registers the head)
 from mmengine import Config  # noqa: E402
 from mmengine.dataset import Compose  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 
+import mmdysample.models.decode_heads  # noqa: E402,F401 (registers the head)
 from mmdysample.models import build_upsampler  # noqa: E402
 
 CONFIG_DIR = Path(__file__).parents[2] / 'configs' / 'segformer'

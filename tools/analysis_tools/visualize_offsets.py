@@ -25,11 +25,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 import mmdysample  # noqa: E402,F401 (registers the upsamplers)
 from mmdysample import DySample, build_upsampler  # noqa: E402
-from mmdysample.visualization import (build_model_from_config,  # noqa: E402
-                                      choose_stage, collect_upsampler_inputs,
-                                      find_upsamplers, image_feature,
-                                      prepare_image, randomize_offsets,
-                                      visualize_offsets)
+from mmdysample.visualization import (  # noqa: E402
+    build_model_from_config, choose_stage, collect_upsampler_inputs,
+    find_upsamplers, image_feature, prepare_image, randomize_offsets,
+    visualize_offsets)
 
 
 def parse_args(argv=None):

@@ -1,5 +1,6 @@
 # The built-in synthetic scenes in COCO format. `make data` (or
-# `python tools/misc/generate_synthetic_data.py`) writes them to data/synthetic;
+# `python tools/misc/generate_synthetic_data.py`) writes them under
+# data/synthetic;
 # class names and colours are mmdysample.datasets.THING_CLASSES / _PALETTE.
 dataset_type = 'CocoDataset'
 data_root = 'data/synthetic/coco/'

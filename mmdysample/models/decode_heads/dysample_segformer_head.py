@@ -177,8 +177,8 @@ def _check_levels(kwargs: dict) -> None:
         return  # the missing argument is reported by BaseDecodeHead
     in_channels = kwargs['in_channels']
     in_index = kwargs.get('in_index', -1)
-    for name, value in (('in_channels', in_channels), ('in_index',
-                                                        in_index)):
+    for name, value in (('in_channels', in_channels),
+                        ('in_index', in_index)):
         if not isinstance(value, (list, tuple)):
             raise TypeError(f'{name} must be a list or tuple with one entry '
                             f'per input level, got {value!r}')

@@ -184,7 +184,8 @@ class DySample(nn.Module):
             raise ValueError(f'x has {x.shape[1]} channels but the layer was '
                              f'built with in_channels={self.in_channels}')
         if not x.is_floating_point():
-            raise TypeError(f'x must be a floating point tensor, got {x.dtype}')
+            raise TypeError(
+                f'x must be a floating point tensor, got {x.dtype}')
 
     def _scoped(self, feat: Tensor) -> Tensor:
         """Offsets (before pixel unshuffle) predicted from ``feat``."""

@@ -170,8 +170,8 @@ def dysample_sample(x: Tensor, offset: Tensor, scale_factor: int,
     return out.to(x.dtype)
 
 
-def dysample_sample_reference(x: Tensor, offset: Tensor, scale_factor: int,
-                    groups: int) -> Tensor:
+def dysample_sample_reference(x: Tensor, offset: Tensor,
+                              scale_factor: int, groups: int) -> Tensor:
     """:func:`dysample_sample` in its straightforward formulation.
 
     Coordinates, pixel shuffle and ``grid_sample`` with border padding and
@@ -243,4 +243,3 @@ def reference_dysample_sample(x: Tensor, offset: Tensor, scale_factor: int,
                                    + ay * ax * xd[b, chans, y1, x1])
                             out[b, chans, i * s + si, j * s + sj] = val
     return out
-
