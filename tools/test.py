@@ -12,8 +12,9 @@ from mmengine.evaluator import DumpResults
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import mmdysample  # noqa: E402,F401 (registers the upsamplers and hooks)
-from mmdysample.utils import (add_runner_args, build_runner,  # noqa: E402
-                              load_config, parse_runner_args)
+from mmdysample.utils import (  # noqa: E402
+    add_runner_args, build_runner, load_config, parse_runner_args,
+    release_distributed)
 
 
 def parse_args(argv=None):
@@ -65,11 +66,14 @@ def main(argv=None):
     if args.show or args.show_dir:
         enable_visualization(cfg, args)
 
-    runner = build_runner(cfg)
-    if args.out is not None:
-        runner.test_evaluator.metrics.append(
-            DumpResults(out_file_path=args.out))
-    runner.test()
+    try:
+        runner = build_runner(cfg)
+        if args.out is not None:
+            runner.test_evaluator.metrics.append(
+                DumpResults(out_file_path=args.out))
+        runner.test()
+    finally:
+        release_distributed()
 
 
 if __name__ == '__main__':

@@ -11,8 +11,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import mmdysample  # noqa: E402,F401 (registers the upsamplers and hooks)
-from mmdysample.utils import (add_runner_args, build_runner,  # noqa: E402
-                              load_config, parse_runner_args)
+from mmdysample.utils import (  # noqa: E402
+    add_runner_args, build_runner, load_config, parse_runner_args,
+    release_distributed)
 
 
 def parse_args(argv=None):
@@ -66,7 +67,10 @@ def main(argv=None):
         cfg.resume = True
         cfg.load_from = args.resume
 
-    build_runner(cfg).train()
+    try:
+        build_runner(cfg).train()
+    finally:
+        release_distributed()
 
 
 if __name__ == '__main__':

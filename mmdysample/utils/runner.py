@@ -109,6 +109,19 @@ def _prepare_cpu_distributed(cfg: Config) -> None:
     cfg.model_wrapper_cfg = wrapper
 
 
+def release_distributed() -> None:
+    """Destroy the default process group, if any, before the interpreter
+    exits.
+
+    Left to interpreter shutdown, gloo's worker threads can be destroyed
+    while still joinable, and the process aborts with "terminate called
+    without an active exception" after a successful run. mmengine does not
+    destroy the group it creates, so the tools do.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def build_runner(cfg: Config) -> Runner:
     """Build the default Runner, or the config's ``runner_type``."""
     _prepare_cpu_distributed(cfg)
