@@ -12,8 +12,9 @@ from typing import Dict, Sequence, Tuple
 import torch
 import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer, parameter_count
-from mmengine.config import Config, ConfigDict
-from mmengine.registry import MODELS, DefaultScope
+from mmengine.config import Config
+
+from .model import build_model
 
 #: Input (H, W) per host, matching the paper's tables: SegFormer-B1 FLOPs at
 #: 512 x 512; detectors at mmdet's usual 1333 x 800 (padded to 32).
@@ -40,40 +41,6 @@ def baseline_config(cfg: Config) -> Config:
 
     strip(cfg.model)
     return cfg
-
-
-def _without_pretrained(model_cfg: ConfigDict) -> ConfigDict:
-    """Drop backbone weight downloads and SyncBN (no process group here)."""
-    model_cfg = copy.deepcopy(model_cfg)
-
-    def walk(node):
-        if isinstance(node, dict):
-            init_cfg = node.get('init_cfg')
-            if isinstance(init_cfg, dict) and init_cfg.get(
-                    'type') == 'Pretrained':
-                node['init_cfg'] = None
-            if node.get('pretrained') is not None:
-                node['pretrained'] = None
-            if node.get('type') == 'SyncBN':
-                node['type'] = 'BN'
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, (list, tuple)):
-            for value in node:
-                walk(value)
-
-    walk(model_cfg)
-    return model_cfg
-
-
-def build_model(cfg: Config) -> nn.Module:
-    """Build ``cfg.model`` in its scope, without downloading weights."""
-    scope = cfg.get('default_scope', 'mmdet')
-    # A context, not init_default_scope: no global scope is left behind.
-    with DefaultScope.overwrite_default_scope(scope):
-        model = MODELS.build(_without_pretrained(cfg.model))
-    model.eval()
-    return model
 
 
 class _TensorMode(nn.Module):

@@ -6,15 +6,15 @@ Used by ``tools/analysis_tools/visualize_offsets.py``; needs matplotlib
 """
 from .offsets import (OffsetFigure, build_model_from_config, choose_stage,
                       collect_upsampler_inputs, draw_features, draw_offsets,
-                      drop_pretrained, feature_to_rgb, find_upsamplers,
-                      image_feature, positions_from_offsets, prepare_image,
-                      randomize_offsets, sampling_positions, save_figure,
-                      select_points, visualize_offsets)
+                      feature_to_rgb, find_upsamplers, image_feature,
+                      positions_from_offsets, prepare_image, randomize_offsets,
+                      sampling_positions, save_figure, select_points,
+                      visualize_offsets)
 
 __all__ = [
     'OffsetFigure', 'build_model_from_config', 'choose_stage',
     'collect_upsampler_inputs', 'draw_features', 'draw_offsets',
-    'drop_pretrained', 'feature_to_rgb', 'find_upsamplers', 'image_feature',
+    'feature_to_rgb', 'find_upsamplers', 'image_feature',
     'positions_from_offsets', 'prepare_image', 'randomize_offsets',
     'sampling_positions', 'save_figure', 'select_points', 'visualize_offsets'
 ]

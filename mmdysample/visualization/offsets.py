@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..models.upsamplers import DySample
+from ..utils.model import build_model
 
 ArrayLike = Union[Tensor, np.ndarray]
 #: ``(x0, y0, x1, y1)`` in image pixels.
@@ -1065,46 +1066,6 @@ def randomize_offsets(layer: DySample,
     return reached
 
 
-def _is_pretrained(init_cfg: Any) -> bool:
-    return isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'
-
-
-def drop_pretrained(cfg: Any) -> Any:
-    """A copy of a model config without ``Pretrained`` initialisation.
-
-    Every ``init_cfg=dict(type='Pretrained', ...)`` becomes None (or leaves a
-    list of init configs) and every string ``pretrained`` becomes None, so a
-    model builds without downloading weights.
-
-    Args:
-        cfg (Any): A model config (nested dicts and lists).
-
-    Returns:
-        Any: The cleaned copy.
-
-    Example:
-        >>> drop_pretrained(dict(backbone=dict(
-        ...     init_cfg=dict(type='Pretrained', checkpoint='x.pth'))))
-        {'backbone': {'init_cfg': None}}
-    """
-    if isinstance(cfg, dict):
-        out = {}
-        for key, value in cfg.items():
-            if key == 'init_cfg' and _is_pretrained(value):
-                out[key] = None
-            elif key == 'init_cfg' and isinstance(value, (list, tuple)):
-                kept = [v for v in value if not _is_pretrained(v)]
-                out[key] = [drop_pretrained(v) for v in kept] or None
-            elif key == 'pretrained' and isinstance(value, str):
-                out[key] = None
-            else:
-                out[key] = drop_pretrained(value)
-        return type(cfg)(out) if type(cfg) is not dict else out
-    if isinstance(cfg, (list, tuple)):
-        return type(cfg)(drop_pretrained(v) for v in cfg)
-    return copy.deepcopy(cfg)
-
-
 def build_model_from_config(config: Any,
                             checkpoint: Optional[str] = None,
                             cfg_options: Optional[dict] = None,
@@ -1129,7 +1090,6 @@ def build_model_from_config(config: Any,
             no weights for one of them.
     """
     from mmengine.config import Config
-    from mmengine.registry import MODELS, DefaultScope
     from mmengine.runner import load_checkpoint
 
     if isinstance(config, str):
@@ -1138,8 +1098,7 @@ def build_model_from_config(config: Any,
         cfg = copy.deepcopy(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
-        model = MODELS.build(drop_pretrained(cfg.model))
+    model = build_model(cfg)
     layers = find_upsamplers(model)
     if checkpoint is not None:
         ckpt = load_checkpoint(model, checkpoint, map_location='cpu')

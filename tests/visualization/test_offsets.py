@@ -7,9 +7,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmdysample import DYSAMPLE_PRESETS, DySample
+from mmdysample.utils.model import drop_pretrained
 from mmdysample.visualization import (choose_stage, collect_upsampler_inputs,
                                       draw_features, draw_offsets,
-                                      drop_pretrained, feature_to_rgb,
+                                      feature_to_rgb,
                                       find_upsamplers, image_feature,
                                       positions_from_offsets,
                                       randomize_offsets, sampling_positions,
