@@ -9,6 +9,8 @@ import argparse
 import os
 import sys
 
+import torch
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import mmdysample  # noqa: E402,F401 (registers the upsamplers and hooks)
 from mmdysample.utils import (  # noqa: E402
@@ -46,6 +48,9 @@ def main(argv=None):
                       args.work_dir)
 
     if args.amp:
+        if not torch.cuda.is_available():
+            raise ValueError('--amp needs a CUDA device: mmengine\'s '
+                             'AmpOptimWrapper does not train on the CPU')
         optim_type = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if optim_type not in ('OptimWrapper', 'AmpOptimWrapper'):
             raise ValueError('--amp needs optim_wrapper.type OptimWrapper, '

@@ -163,6 +163,30 @@ def test_resume_matches_uninterrupted(data_root, tmp_path):
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
 
 
+def test_amp_needs_cuda_on_cpu_machines(data_root, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip('this machine has CUDA; see test_amp_train_cuda')
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
+    proc = subprocess.run([
+        sys.executable, 'tools/train.py', FASTER_RCNN, '--amp', '--work-dir',
+        str(tmp_path), *tiny_options(data_root, 1)
+    ],
+                          cwd=REPO,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=600)
+    assert proc.returncode != 0
+    assert '--amp needs a CUDA device' in proc.stderr
+
+
+@pytest.mark.gpu
+def test_amp_train_cuda(data_root, tmp_path):
+    log = train(FASTER_RCNN, tmp_path, tiny_options(data_root, 2), '--amp')
+    assert 'AmpOptimWrapper' in log
+    assert (tmp_path / 'iter_2.pth').exists()
+
+
 def test_dist_train_two_cpu_processes(data_root, tmp_path):
     work_dir = tmp_path / 'dist'
     log = run([
