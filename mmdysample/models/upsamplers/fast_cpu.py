@@ -2,7 +2,7 @@
 """The fused CPU kernel behind :func:`~.sampling.dysample_sample`.
 
 ``csrc/dysample_cpu.cpp`` is compiled with ``torch.utils.cpp_extension`` the
-first time it is needed (about a minute; the build is cached under
+first time it is needed (about 20 s on 2 cores; the build is cached under
 ``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``). Where it
 cannot be built (no C++ compiler, no ninja) or is switched off with
 ``MMDYSAMPLE_FAST_CPU=0``, :func:`available` says so once, with the reason,
