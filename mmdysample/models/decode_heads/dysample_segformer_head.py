@@ -9,6 +9,7 @@ from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from ..align import fit_to_size
 from ..builder import UpsampleConfig, build_upsampler
 
 #: Ratio between consecutive pyramid levels, hence of each upsampling stage.
@@ -147,24 +148,9 @@ class DySampleSegformerHead(SegformerHead):
         return self.cls_seg(out)
 
     def _align(self, x: Tensor, size: Tuple[int, int]) -> Tensor:
-        """Give an upsampled map ``x`` the spatial ``size`` of the next level.
-
-        A surplus below the stage scale is the rounding of a stride-2 layer
-        on an odd size: the trailing row / column has no counterpart in the
-        finer map and is cropped. Any other mismatch is resized away.
-        """
-        height, width = size
-        if 0 < x.shape[2] - height < STAGE_SCALE:
-            x = x[:, :, :height]
-        if 0 < x.shape[3] - width < STAGE_SCALE:
-            x = x[:, :, :, :width]
-        if x.shape[2:] != size:
-            x = resize(
-                input=x,
-                size=size,
-                mode=self.interpolate_mode,
-                align_corners=self.align_corners)
-        return x
+        """Give an upsampled map ``x`` the spatial ``size`` of the next level
+        (see :func:`~mmdysample.models.align.fit_to_size`)."""
+        return fit_to_size(x, size, self.interpolate_mode, self.align_corners)
 
     def extra_repr(self) -> str:
         return (f'{super().extra_repr()}, '

@@ -1,5 +1,6 @@
 # Copyright (c) mmdysample contributors. All rights reserved.
 """mmdet integration: the FPN that takes ``upsample_cfg`` (needs mmdet)."""
-from .dysample_fpn import DySampleFPN, fit_to_size
+from ..align import fit_to_size
+from .dysample_fpn import DySampleFPN
 
 __all__ = ['DySampleFPN', 'fit_to_size']

@@ -4,7 +4,7 @@
 Paper: Liu, Lu, Fu, Cao. "Learning to Upsample by Learning to Sample",
 ICCV 2023. https://arxiv.org/abs/2308.15085
 """
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import torch.nn.functional as F
 from mmdet.models.necks import FPN
@@ -13,55 +13,8 @@ from mmdet.utils import ConfigType, MultiConfig, OptConfigType
 from mmengine.model import ModuleList
 from torch import Tensor
 
+from ..align import fit_to_size
 from ..builder import build_upsampler
-
-
-def fit_to_size(x: Tensor, size: Sequence[int]) -> Tensor:
-    """Make an upsampled map ``x`` the spatial ``size`` of a lateral.
-
-    A ``2x`` upsampler doubles the coarse map, but a lateral of odd size
-    ``h`` sits under a coarse map of ``ceil(h / 2)`` pixels, so the doubled
-    map has one row (or column) too many. Coarse pixel ``j`` stands for fine
-    pixels ``2j`` and ``2j + 1``; the last one of an odd-sized lateral stands
-    for fine pixel ``h - 1`` and the padding row ``h`` below (right of) the
-    edge. Cropping that surplus row keeps every pixel centre where it was
-    (``'same'`` alignment, and the pixels mmdet's nearest
-    ``F.interpolate(size=...)`` picks too). Any other
-    mismatch (the map smaller, or larger by two or more, e.g. a transposed
-    convolution with custom padding or a backbone whose levels are not 2x
-    apart) has no such pixel correspondence, so ``x`` is resized with
-    bilinear interpolation (``align_corners=False``, map extents matched),
-    the way mmdet's stock FPN matches sizes.
-
-    Shapes: ``(N, C, H', W') -> (N, C, *size)``.
-
-    Args:
-        x (Tensor): The upsampled map, ``(N, C, H', W')``.
-        size (Sequence[int]): The target ``(H, W)``.
-
-    Returns:
-        Tensor: ``x`` itself when it already has ``size``, else a crop or a
-        resized copy.
-
-    Example:
-        >>> import torch
-        >>> x = torch.arange(16.).reshape(1, 1, 4, 4)
-        >>> fit_to_size(x, (3, 3))[0, 0]
-        tensor([[ 0.,  1.,  2.],
-                [ 4.,  5.,  6.],
-                [ 8.,  9., 10.]])
-        >>> fit_to_size(x, (7, 9)).shape
-        torch.Size([1, 1, 7, 9])
-    """
-    height, width = int(size[0]), int(size[1])
-    extra_h = x.shape[-2] - height
-    extra_w = x.shape[-1] - width
-    if extra_h == 0 and extra_w == 0:
-        return x
-    if extra_h in (0, 1) and extra_w in (0, 1):
-        return x[..., :height, :width]
-    return F.interpolate(
-        x, size=(height, width), mode='bilinear', align_corners=False)
 
 
 @MODELS.register_module()

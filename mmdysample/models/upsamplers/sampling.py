@@ -133,7 +133,7 @@ def _use_fast_cpu(x: Tensor) -> bool:
     Tracers, exporters and ``torch.compile`` need the graph of plain torch
     ops, so they take the reference path.
     """
-    if x.device.type != 'cpu' or not fast_cpu.enabled():
+    if x.device.type != 'cpu':
         return False
     if torch.jit.is_tracing() or torch.jit.is_scripting():
         return False
