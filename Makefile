@@ -48,7 +48,7 @@ $(STAMP): setup.py Makefile
 	@touch $(STAMP)
 
 test: install
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 data: install
 	$(PY) tools/misc/generate_synthetic_data.py --out $(DATA_ROOT)
