@@ -4,10 +4,12 @@
 ``import mmdysample`` registers the DySample upsamplers in the mmengine root
 ``MODELS`` registry (read by :func:`mmcv.cnn.build_upsample_layer` from any
 scope), and, where mmdet / mmseg are installed, the neck and decode head that
-use them. A config only needs::
+use them and the boundary IoU metric (mmseg's ``BoundaryIoUMetric``). A config
+only needs::
 
     custom_imports = dict(imports=['mmdysample'], allow_failed_imports=False)
 """
+from . import evaluation  # noqa: F401 (registers BoundaryIoUMetric)
 from .engine import RNGStateHook
 from .models import DYSAMPLE_PRESETS, DySample, build_upsampler
 from .utils import allow_mmengine_checkpoint_types
