@@ -16,6 +16,10 @@
 # labels stay at the original size; the logits are resized back to the
 # original image size ('ori_shape') by EncoderDecoder.postprocess_result
 # before IoUMetric compares them with the labels.
+#
+# Evaluation: mIoU and, as in the paper's Table 4, boundary IoU (bIoU;
+# Cheng et al., CVPR 2021, band width 2% of the image diagonal) from
+# mmdysample's BoundaryIoUMetric, on the same original-size labels.
 _base_ = 'mmseg::segformer/segformer_mit-b1_8xb2-160k_ade20k-512x512.py'
 
 custom_imports = dict(imports=['mmdysample'], allow_failed_imports=False)
@@ -31,3 +35,9 @@ test_pipeline = [
 ]
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
+
+val_evaluator = [
+    dict(type='IoUMetric', iou_metrics=['mIoU']),
+    dict(type='BoundaryIoUMetric', dilation_ratio=0.02)
+]
+test_evaluator = val_evaluator

@@ -1,6 +1,7 @@
 # Copyright (c) mmdysample contributors. All rights reserved.
 """The SegFormer-B1 configs of the paper (Table 4) load, build and differ
-from the bilinear baseline in the six decoder upsamplers only."""
+from the bilinear baseline in the six decoder upsamplers only; they and the
+synthetic config evaluate mIoU and bIoU."""
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +13,12 @@ pytest.importorskip('mmseg')
 import mmcv  # noqa: E402
 from mmengine import Config  # noqa: E402
 from mmengine.dataset import Compose  # noqa: E402
+from mmengine.evaluator import Evaluator  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 
-import mmdysample.models.decode_heads  # noqa: E402,F401 (registers the head)
+import mmdysample  # noqa: E402,F401 (registers the head and the bIoU metric)
+from mmdysample.evaluation import BoundaryIoUMetric  # noqa: E402
 from mmdysample.models import build_upsampler  # noqa: E402
 
 CONFIG_DIR = Path(__file__).parents[2] / 'configs' / 'segformer'
@@ -32,6 +35,11 @@ DYSAMPLE_CONFIGS = {
                       ('plg8', 'DySample-S'), ('plg8ds', 'DySample-S+')]
 }
 B1_DECODER_CHANNELS = 256
+#: val / test evaluators of every SegFormer config: mIoU and bIoU (Table 4)
+EVALUATORS = [
+    dict(type='IoUMetric', iou_metrics=['mIoU']),
+    dict(type='BoundaryIoUMetric', dilation_ratio=0.02)
+]
 
 
 def load(stem):
@@ -52,6 +60,20 @@ def count_params(module):
 
 def step_types(pipeline):
     return [step['type'] for step in pipeline]
+
+
+def assert_evaluates_miou_and_biou(cfg):
+    for evaluator in (cfg.val_evaluator, cfg.test_evaluator):
+        assert [dict(metric) for metric in evaluator] == EVALUATORS
+    # what the Runner builds from them, in the config's scope
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        metrics = Evaluator(cfg.test_evaluator).metrics
+    assert [type(metric).__name__ for metric in metrics] == [
+        'IoUMetric', 'BoundaryIoUMetric'
+    ]
+    assert isinstance(metrics[1], BoundaryIoUMetric)
+    assert metrics[1].dilation_ratio == 0.02
+    assert metrics[1].ignore_index == metrics[0].ignore_index == 255
 
 
 def test_configs_are_collected():
@@ -87,6 +109,7 @@ def test_config_loads(path):
         assert pipeline[2].size_divisor == 32
     assert cfg.test_dataloader.dataset.data_prefix.img_path == (
         'images/validation')
+    assert_evaluates_miou_and_biou(cfg)
 
 
 def test_synthetic_configs_build_and_run():
@@ -97,6 +120,7 @@ def test_synthetic_configs_build_and_run():
         assert head.type == 'DySampleSegformerHead'
         assert head.upsample_cfg == dict(type='DySample')
         assert cfg.train_dataloader.dataset.data_root == 'data/synthetic/ade/'
+        assert_evaluates_miou_and_biou(cfg)
         with DefaultScope.overwrite_default_scope('mmseg'):
             model = MODELS.build(cfg.model).eval()
         with torch.no_grad():
@@ -159,6 +183,33 @@ def test_test_pipeline_keeps_labels_and_predictions_at_original_size(
     logits = torch.rand(1, 150, 512, 704)
     result = baseline_model.postprocess_result(logits, [sample])[0]
     assert result.pred_sem_seg.shape == sample.gt_sem_seg.shape
+
+
+#: paper Table 4, SegFormer-B1 rows: config qualifier -> (mIoU, bIoU)
+PAPER_TABLE4 = {
+    'bilinear': (41.68, 27.80),
+    'dysample-plg8': (43.23, 29.53),
+    'dysample-plg8ds': (43.58, 29.93),
+    'dysample-lpg4': (43.21, 29.12),
+    'dysample-lpg4ds': (43.28, 29.23),
+}
+
+
+def test_paper_results_in_metafile_and_readme():
+    yaml = pytest.importorskip('yaml')
+    metafile = yaml.safe_load((CONFIG_DIR / 'metafile.yml').read_text())
+    readme = (CONFIG_DIR / 'README.md').read_text()
+    found = {}
+    for model in metafile['Models']:
+        tag = model['Name'].split('_')[1][len('mit-b1-'):]
+        metrics = model['Results']['Metrics']
+        found[tag] = (metrics['mIoU'], metrics.get('bIoU'))
+    for tag, paper in PAPER_TABLE4.items():
+        assert found.get(tag) == paper, tag
+        row = next(line for line in readme.splitlines()
+                   if line.startswith(f'| {tag} |'))
+        cells = [cell.strip().strip('*') for cell in row.split('|')]
+        assert {f'{value:.2f}' for value in paper} <= set(cells), row
 
 
 def test_metafile_names_match_configs():

@@ -59,5 +59,10 @@ val_dataloader = dict(
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+# mIoU and boundary IoU (bIoU), as the paper reports (Table 4); the metric
+# is mmdysample's, registered by custom_imports=['mmdysample'].
+val_evaluator = [
+    dict(type='IoUMetric', iou_metrics=['mIoU']),
+    dict(type='BoundaryIoUMetric', dilation_ratio=0.02)
+]
 test_evaluator = val_evaluator
