@@ -7,15 +7,20 @@ or not labelled ``c``. Ignore pixels are background of every class in both
 maps (see :mod:`mmdysample.evaluation.boundary_iou`).
 """
 import math
+import os
+import os.path as osp
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
 from mmdysample.evaluation import (boundary_dilation,
-                                   boundary_intersect_and_union,
+                                   boundary_intersect_and_union, boundary_iou,
                                    boundary_pixels, check_dilation_ratio)
 
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 IGNORE = 255
 
 
@@ -259,3 +264,31 @@ def test_bad_label_maps():
         boundary_intersect_and_union(good, good, 2, ignore_index=None)
     with pytest.raises(ValueError, match='dilation must be >= 1, got 0'):
         boundary_pixels(good.astype(np.uint8), 0)
+
+
+def test_histogram_chunks_add_up(monkeypatch):
+    """Images of more than 2**24 pixels are counted in row chunks."""
+    pred, label, ratio = random_case(1, 6)
+    whole = boundary_intersect_and_union(pred, label, 6, IGNORE, ratio)
+    monkeypatch.setattr(boundary_iou, '_HIST_EXACT_PIXELS',
+                        2 * label.shape[1] + 1)  # chunks of two rows
+    chunked = boundary_intersect_and_union(pred, label, 6, IGNORE, ratio)
+    for a, b in zip(chunked, whole):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.slow
+def test_importable_without_mmseg():
+    code = ('import sys; sys.modules["mmseg"] = None\n'
+            'import mmdysample.evaluation as evaluation\n'
+            'assert "BoundaryIoUMetric" not in evaluation.__all__\n'
+            'assert not hasattr(evaluation, "BoundaryIoUMetric")\n'
+            'print(evaluation.boundary_dilation(512, 683))\n')
+    proc = subprocess.run([sys.executable, '-c', code],
+                          cwd=REPO,
+                          env=dict(os.environ, PYTHONPATH=REPO),
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ['17']

@@ -32,9 +32,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
-from mmdysample.evaluation import (boundary_dilation,  # noqa: E402
-                                   boundary_intersect_and_union,
-                                   boundary_pixels)
+from mmdysample import evaluation  # noqa: E402
 
 IGNORE = 255
 
@@ -159,7 +157,7 @@ def main(argv=None):
         for _ in range(args.images)
     ]
     present = [len(set(np.unique(label)) - {IGNORE}) for _, label in pairs]
-    dilation = boundary_dilation(*shape, args.dilation_ratio)
+    dilation = evaluation.boundary_dilation(*shape, args.dilation_ratio)
     print(f'{args.images} label maps of {shape[0]}x{shape[1]}, '
           f'{args.num_classes} classes ({min(present)}-{max(present)} '
           f'present, mean {statistics.fmean(present):.1f}), '
@@ -167,8 +165,8 @@ def main(argv=None):
 
     calls = [(pred, label, args.num_classes, IGNORE, args.dilation_ratio)
              for pred, label in pairs]
-    boundary_intersect_and_union(*calls[0])  # warm-up
-    median, mean = median_ms(boundary_intersect_and_union, calls,
+    evaluation.boundary_intersect_and_union(*calls[0])  # warm-up
+    median, mean = median_ms(evaluation.boundary_intersect_and_union, calls,
                              args.repeats)
     total = mean * args.dataset_size / 1e3
     print(f'boundary_intersect_and_union: {median:.2f} ms per image '
@@ -178,10 +176,14 @@ def main(argv=None):
     if args.compare:
         labels = [label.numpy() for _, label in pairs]
         rows = [('boundary_pixels (cv2 gradient, package)',
-                 lambda label: boundary_pixels(label_codes(label), dilation))]
+                 lambda label: evaluation.boundary_pixels(
+                     label_codes(label), dilation))]
         rows += [(name, lambda label, fn=fn: fn(label, dilation))
                  for name, fn in ALTERNATIVES.items()]
-        reference = [boundary_pixels(label_codes(x), dilation) for x in labels]
+        reference = [
+            evaluation.boundary_pixels(label_codes(x), dilation)
+            for x in labels
+        ]
         for name, fn in rows:
             for label, expected in zip(labels, reference):
                 got = np.asarray(fn(label))
