@@ -33,10 +33,10 @@ the band of class ``c`` is the set of pixels labelled ``c`` whose
 morphological gradient (window maximum minus window minimum, borders padded
 with a value below every label) of the whole label map finds them for all
 classes at once, whatever the number of classes; per-class areas are then
-``bincount`` s. The gradient is OpenCV's ``morphologyEx`` (separable for a
-square kernel, SIMD): a 512x683 map costs a few milliseconds on one CPU core,
-see ``tools/analysis_tools/benchmark_biou.py`` and docs/user_guides/
-metrics.md.
+masked histograms (``cv2.calcHist``). The gradient is OpenCV's
+``morphologyEx`` (separable for a square kernel, SIMD): about 2 ms for a
+512x683 map on one CPU core, see ``tools/analysis_tools/benchmark_biou.py``
+and docs/user_guides/metrics.md.
 """
 import math
 import numbers
@@ -171,6 +171,9 @@ def _label_array(name: str, value: Any) -> np.ndarray:
     if value.ndim != 2:
         raise ValueError(f'{name} must have shape (H, W), got '
                          f'{tuple(value.shape)}')
+    if value.size == 0:
+        raise ValueError(f'{name} must not be empty, got shape '
+                         f'{tuple(value.shape)}')
     if not (np.issubdtype(value.dtype, np.integer)
             or value.dtype == np.bool_):
         raise TypeError(f'{name} must hold integer labels, got dtype '
@@ -263,7 +266,7 @@ def boundary_intersect_and_union(
 def _class_areas(code: np.ndarray, where: np.ndarray,
                  num_classes: int) -> Tensor:
     """Pixels of each class code (``2 + c``) where ``where`` is True."""
-    # OpenCV's masked histogram is several times faster than bincount of a
+    # OpenCV's masked histogram is faster than np.bincount of a
     # boolean selection; it counts in float32, exact below 2**24 per bin.
     bins = num_classes + 3
     rows = max(1, _HIST_EXACT_PIXELS // code.shape[1])

@@ -252,6 +252,8 @@ def test_bad_label_maps():
         boundary_intersect_and_union(good, good.T.copy(), 2)
     with pytest.raises(ValueError, match=r'label must have shape \(H, W\)'):
         boundary_intersect_and_union(good, good[None], 2)
+    with pytest.raises(ValueError, match=r'label must not be empty.*\(0, 5\)'):
+        boundary_intersect_and_union(good[:0], good[:0], 2)
     with pytest.raises(TypeError, match='pred_label must hold integer'):
         boundary_intersect_and_union(good.astype(np.float32), good, 2)
     with pytest.raises(TypeError, match='label must be a Tensor or'):
