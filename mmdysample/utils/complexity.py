@@ -4,7 +4,10 @@
 FLOPs come from mmengine's ``FlopAnalyzer`` (a traced forward; one
 multiply-add counts as one FLOP, as in fvcore and the OpenMMLab model zoos).
 It counts ``aten::grid_sampler`` as 4 FLOPs per output element, like
-bilinear interpolation, so DySample's sampling is included.
+bilinear interpolation, so DySample's sampling is included. mmcv's CARAFE
+op has no CPU kernel and is opaque to tracing: its layers are counted on
+their CPU twin, :class:`~mmdysample.benchmark.carafe.CARAFEUnfold` (same
+parameters; the reassembly's ``k*k*C*sH*sW`` multiply-adds are a ``bmm``).
 """
 import copy
 from typing import Dict, Sequence, Tuple
@@ -43,6 +46,37 @@ def baseline_config(cfg: Config) -> Config:
     return cfg
 
 
+def carafe_to_unfold(model: nn.Module) -> nn.Module:
+    """Replace every ``mmcv.ops.CARAFEPack`` in ``model`` by its twin.
+
+    The :class:`~mmdysample.benchmark.carafe.CARAFEUnfold` gets the same
+    arguments and the layer's state dict, so parameters and outputs are
+    unchanged, and it runs (and traces) on a CPU. In place.
+
+    Args:
+        model (nn.Module): Any model.
+
+    Returns:
+        nn.Module: ``model``.
+    """
+    try:
+        from mmcv.ops import CARAFEPack
+    except ImportError:
+        return model
+    from ..benchmark.carafe import CARAFEUnfold
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if not isinstance(child, CARAFEPack):
+                continue
+            twin = CARAFEUnfold(child.channels, child.scale_factor,
+                                child.up_kernel, child.up_group,
+                                child.encoder_kernel, child.encoder_dilation,
+                                child.compressed_channels)
+            twin.load_state_dict(child.state_dict(), strict=True)
+            setattr(parent, name, twin.train(child.training))
+    return model
+
+
 class _TensorMode(nn.Module):
     """Expose a detector / segmentor's ``mode='tensor'`` forward to tracing."""
 
@@ -72,7 +106,7 @@ def model_complexity(cfg: Config,
     scope = cfg.get('default_scope', 'mmdet')
     h, w = shape if shape is not None else DEFAULT_SHAPES.get(
         scope, (512, 512))
-    model = build_model(cfg)
+    model = carafe_to_unfold(build_model(cfg))
     inputs = torch.rand(1, 3, h, w)
     with torch.no_grad():
         analyzer = FlopAnalyzer(_TensorMode(model, scope), (inputs, ))
