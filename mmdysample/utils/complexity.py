@@ -10,6 +10,7 @@ their CPU twin, :class:`~mmdysample.benchmark.carafe.CARAFEUnfold` (same
 parameters; the reassembly's ``k*k*C*sH*sW`` multiply-adds are a ``bmm``).
 """
 import copy
+import inspect
 from typing import Dict, Sequence, Tuple
 
 import torch
@@ -78,7 +79,13 @@ def carafe_to_unfold(model: nn.Module) -> nn.Module:
 
 
 class _TensorMode(nn.Module):
-    """Expose a detector / segmentor's ``mode='tensor'`` forward to tracing."""
+    """Expose a detector / segmentor's ``mode='tensor'`` forward to tracing.
+
+    A segmentor whose decode head needs the image metas even for its raw
+    forward (mmseg's ``MaskFormerHead``: ``forward(x, batch_data_samples)``)
+    runs backbone and head with metas of the input's size; the head then
+    returns its per-query class scores and mask logits.
+    """
 
     def __init__(self, model: nn.Module, scope: str) -> None:
         super().__init__()
@@ -97,6 +104,18 @@ class _TensorMode(nn.Module):
                 scale_factor=(1.0, 1.0))
             samples = [DetDataSample(metainfo=meta) for _ in inputs]
             return self.model(inputs, samples, mode='tensor')
+        head = getattr(self.model, 'decode_head', None)
+        if head is not None and 'batch_data_samples' in inspect.signature(
+                head.forward).parameters:
+            from mmseg.structures import SegDataSample
+            h, w = inputs.shape[-2:]
+            meta = dict(
+                img_shape=(h, w),
+                ori_shape=(h, w),
+                pad_shape=(h, w),
+                batch_input_shape=(h, w))
+            samples = [SegDataSample(metainfo=meta) for _ in inputs]
+            return head(self.model.extract_feat(inputs), samples)
         return self.model(inputs, mode='tensor')
 
 

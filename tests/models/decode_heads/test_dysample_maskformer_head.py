@@ -92,7 +92,8 @@ def samples(batch=2, seed=0):
     out = []
     for _ in range(batch):
         sample = SegDataSample(
-            metainfo=dict(img_shape=IMAGE, pad_shape=IMAGE, ori_shape=IMAGE))
+            metainfo=dict(img_shape=IMAGE, pad_shape=IMAGE, ori_shape=IMAGE,
+                          batch_input_shape=IMAGE))
         labels = torch.randint(0, NUM_CLASSES, (1, *IMAGE), generator=gen)
         sample.gt_sem_seg = PixelData(data=labels)
         out.append(sample)
