@@ -9,8 +9,8 @@ import torch.nn as nn
 
 pytest.importorskip('mmdet')
 
-from mmdet.models.layers import (PixelDecoder,  # noqa: E402
-                                 TransformerEncoderPixelDecoder)
+from mmdet.models.layers import PixelDecoder  # noqa: E402
+from mmdet.models.layers import TransformerEncoderPixelDecoder  # noqa: E402
 
 import mmdysample.models.necks  # noqa: E402,F401 (registers the decoders)
 from mmdysample import DYSAMPLE_PRESETS, DySample  # noqa: E402
