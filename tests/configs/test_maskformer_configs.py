@@ -208,3 +208,24 @@ def test_synthetic_config_builds_trains_and_predicts():
         results = model(**data, mode='predict')
     assert len(results) == 2
     assert results[0].pred_sem_seg.shape == (64, 96)
+
+
+def test_readme_and_metafile_list_every_config():
+    yaml = pytest.importorskip('yaml')
+    readme = (CONFIG_DIR / 'README.md').read_text()
+    meta = yaml.safe_load((CONFIG_DIR / 'metafile.yml').read_text())
+    models = {model['Name']: model for model in meta['Models']}
+    assert sorted(models) == sorted(path.stem for path in TABLE5.values())
+    for (backbone, tag), path in TABLE5.items():
+        assert f'({path.name})' in readme, path.name
+        model = models[path.stem]
+        assert model['Config'] == f'configs/maskformer/{path.name}'
+        metadata = model['Metadata']
+        assert metadata['Parameters vs nearest'] == STAGES * PER_STAGE[tag]
+        assert metadata['Results Source'].startswith('paper (Table 5)')
+        (result, ) = model['Results']
+        assert result['Dataset'] == 'ADE20K'
+        assert 50 < result['Metrics']['mIoU'] < 60
+        if tag != 'nearest':
+            assert f'+{STAGES * PER_STAGE[tag]:,}' in readme
+    assert f'({SYNTHETIC.name})' in readme
