@@ -1,9 +1,11 @@
 # Copyright (c) mmdysample contributors. All rights reserved.
 """Models: the upsampler family and, where a host is installed, its users.
 
-The DySample family needs only torch and mmengine. The FPN neck registers in
-mmdet's registry and the SegFormer head in mmseg's; each is imported only when
-its host is installed, so mmdysample works with either host alone. An error
+The DySample family needs only torch and mmengine. The FPN neck and the
+MaskFormer pixel decoders register in mmdet's registry (the decoders in the
+root one too), the SegFormer and MaskFormer heads in mmseg's; each is
+imported only when its host is installed (the MaskFormer head needs both),
+so mmdysample works with either host alone. An error
 inside our own integration code is not swallowed.
 """
 from importlib.util import find_spec
@@ -16,9 +18,16 @@ __all__ = [
 ]
 
 if find_spec('mmdet') is not None:
-    from .necks import DySampleFPN  # noqa: F401
-    __all__.append('DySampleFPN')
+    from .necks import (DySampleFPN, DySamplePixelDecoder,  # noqa: F401
+                        DySampleTransformerEncoderPixelDecoder)
+    __all__ += [
+        'DySampleFPN', 'DySamplePixelDecoder',
+        'DySampleTransformerEncoderPixelDecoder'
+    ]
 
 if find_spec('mmseg') is not None:
     from .decode_heads import DySampleSegformerHead  # noqa: F401
     __all__.append('DySampleSegformerHead')
+    if find_spec('mmdet') is not None:
+        from .decode_heads import DySampleMaskFormerHead  # noqa: F401
+        __all__.append('DySampleMaskFormerHead')

@@ -7,6 +7,9 @@ the registry that :func:`mmcv.cnn.build_upsample_layer` reads (the mmengine
 root ``MODELS``, seen from every scope) and fills in the arguments the
 layer's signature asks for, so any registered upsampler works without a
 table of names here.
+
+Layers whose op has no CPU kernel (mmcv's CARAFE) get a forward pre-hook
+that says so on a CPU input, instead of mmcv's error from its extension.
 """
 import functools
 import importlib
@@ -15,6 +18,7 @@ from typing import Dict, List, Union
 
 import torch.nn as nn
 from mmengine.registry import MODELS
+from torch import Tensor
 
 UpsampleConfig = Union[str, Dict]
 
@@ -51,6 +55,29 @@ def _lookup(layer_type):
     return builder
 
 
+@functools.lru_cache(maxsize=None)
+def _cuda_only_layers() -> tuple:
+    """Registered upsampler classes whose op runs on CUDA only."""
+    try:
+        from mmcv.ops import CARAFEPack
+    except ImportError:  # mmcv-lite: no CARAFE at all
+        return ()
+    return (CARAFEPack, )
+
+
+def _refuse_cpu_input(module: nn.Module, args: tuple) -> None:
+    """Forward pre-hook of a CUDA-only upsampler: a CPU input is an error."""
+    x = args[0] if args else None
+    if isinstance(x, Tensor) and x.device.type == 'cpu':
+        raise NotImplementedError(
+            f'{type(module).__name__} (upsampler type \'carafe\') runs '
+            "mmcv's CARAFE op, which has no CPU kernel; got an input on "
+            f'the CPU of shape {tuple(x.shape)}. Run the model on a CUDA '
+            'device. To compute the same function on a CPU (e.g. for '
+            'benchmarks), load its state dict into '
+            'mmdysample.benchmark.carafe.CARAFEUnfold.')
+
+
 def list_upsamplers() -> List[str]:
     """Registered names (root registry) whose layer takes ``scale_factor``.
 
@@ -81,7 +108,9 @@ def build_upsampler(cfg: UpsampleConfig, in_channels: int,
     deconv setting, exactly ``s`` times the size). ``nn.Upsample`` entries
     (``'nearest'``, ``'bilinear'``) get their mode from the name, and
     ``align_corners=False`` for ``'bilinear'``.
-    Anything in ``cfg`` overrides these.
+    Anything in ``cfg`` overrides these. A layer whose op has no CPU kernel
+    (mmcv's ``'carafe'``) raises ``NotImplementedError`` saying so when it
+    is called on a CPU tensor.
 
     Args:
         cfg (str | dict): An upsampler name such as ``'DySample+'`` or a
@@ -136,4 +165,7 @@ def build_upsampler(cfg: UpsampleConfig, in_channels: int,
         if 'kernel_size' not in cfg:
             kwargs.update(
                 kernel_size=3, padding=1, output_padding=scale_factor - 1)
-    return builder(**{**kwargs, **cfg})
+    layer = builder(**{**kwargs, **cfg})
+    if isinstance(layer, _cuda_only_layers()):
+        layer.register_forward_pre_hook(_refuse_cpu_input)
+    return layer

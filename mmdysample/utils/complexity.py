@@ -4,9 +4,13 @@
 FLOPs come from mmengine's ``FlopAnalyzer`` (a traced forward; one
 multiply-add counts as one FLOP, as in fvcore and the OpenMMLab model zoos).
 It counts ``aten::grid_sampler`` as 4 FLOPs per output element, like
-bilinear interpolation, so DySample's sampling is included.
+bilinear interpolation, so DySample's sampling is included. mmcv's CARAFE
+op has no CPU kernel and is opaque to tracing: its layers are counted on
+their CPU twin, :class:`~mmdysample.benchmark.carafe.CARAFEUnfold` (same
+parameters; the reassembly's ``k*k*C*sH*sW`` multiply-adds are a ``bmm``).
 """
 import copy
+import inspect
 from typing import Dict, Sequence, Tuple
 
 import torch
@@ -43,8 +47,45 @@ def baseline_config(cfg: Config) -> Config:
     return cfg
 
 
+def carafe_to_unfold(model: nn.Module) -> nn.Module:
+    """Replace every ``mmcv.ops.CARAFEPack`` in ``model`` by its twin.
+
+    The :class:`~mmdysample.benchmark.carafe.CARAFEUnfold` gets the same
+    arguments and the layer's state dict, so parameters and outputs are
+    unchanged, and it runs (and traces) on a CPU. In place.
+
+    Args:
+        model (nn.Module): Any model.
+
+    Returns:
+        nn.Module: ``model``.
+    """
+    try:
+        from mmcv.ops import CARAFEPack
+    except ImportError:
+        return model
+    from ..benchmark.carafe import CARAFEUnfold
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if not isinstance(child, CARAFEPack):
+                continue
+            twin = CARAFEUnfold(child.channels, child.scale_factor,
+                                child.up_kernel, child.up_group,
+                                child.encoder_kernel, child.encoder_dilation,
+                                child.compressed_channels)
+            twin.load_state_dict(child.state_dict(), strict=True)
+            setattr(parent, name, twin.train(child.training))
+    return model
+
+
 class _TensorMode(nn.Module):
-    """Expose a detector / segmentor's ``mode='tensor'`` forward to tracing."""
+    """Expose a detector / segmentor's ``mode='tensor'`` forward to tracing.
+
+    A segmentor whose decode head needs the image metas even for its raw
+    forward (mmseg's ``MaskFormerHead``: ``forward(x, batch_data_samples)``)
+    runs backbone and head with metas of the input's size; the head then
+    returns its per-query class scores and mask logits.
+    """
 
     def __init__(self, model: nn.Module, scope: str) -> None:
         super().__init__()
@@ -63,6 +104,18 @@ class _TensorMode(nn.Module):
                 scale_factor=(1.0, 1.0))
             samples = [DetDataSample(metainfo=meta) for _ in inputs]
             return self.model(inputs, samples, mode='tensor')
+        head = getattr(self.model, 'decode_head', None)
+        if head is not None and 'batch_data_samples' in inspect.signature(
+                head.forward).parameters:
+            from mmseg.structures import SegDataSample
+            h, w = inputs.shape[-2:]
+            meta = dict(
+                img_shape=(h, w),
+                ori_shape=(h, w),
+                pad_shape=(h, w),
+                batch_input_shape=(h, w))
+            samples = [SegDataSample(metainfo=meta) for _ in inputs]
+            return head(self.model.extract_feat(inputs), samples)
         return self.model(inputs, mode='tensor')
 
 
@@ -72,7 +125,7 @@ def model_complexity(cfg: Config,
     scope = cfg.get('default_scope', 'mmdet')
     h, w = shape if shape is not None else DEFAULT_SHAPES.get(
         scope, (512, 512))
-    model = build_model(cfg)
+    model = carafe_to_unfold(build_model(cfg))
     inputs = torch.rand(1, 3, h, w)
     with torch.no_grad():
         analyzer = FlopAnalyzer(_TensorMode(model, scope), (inputs, ))

@@ -72,8 +72,11 @@ SYNTHETIC_STEMS = sorted(f'{prefix}_r18_fpn-dysample-lpg4_synthetic'
 NAME = re.compile(r'(?P<arch>[a-z-]+)_(?P<backbone>r\d+)_fpn-dysample-'
                   r'(?P<tag>[a-z0-9]+)_(?P<setting>1x_coco|synthetic)')
 
-CONFIGS = sorted(path for folder in ARCHS
-                 for path in (ROOT / 'configs' / folder).glob('*.py'))
+#: The DySample configs; the comparison rows (bilinear, deconv, pixel
+#: shuffle, CARAFE) are tested in test_comparison_configs.py.
+CONFIGS = sorted(
+    path for folder in ARCHS
+    for path in (ROOT / 'configs' / folder).glob('*-dysample-*.py'))
 PAPER_CONFIGS = [path for path in CONFIGS if path.stem in PAPER_STEMS]
 
 SMALL = 32  # neck / head channels of the shrunk models
@@ -414,7 +417,7 @@ def test_metafile(folder):
         assert collection['Paper']['URL'] == 'https://arxiv.org/abs/2308.15085'
         assert collection['Metadata']['Training Data'] == ['COCO']
 
-    models = meta['Models']
+    models = [m for m in meta['Models'] if '-dysample-' in m['Name']]
     names = [model['Name'] for model in models]
     assert len(names) == len(set(names)), 'duplicate model names'
     assert sorted(names) == sorted(
@@ -464,10 +467,10 @@ def test_readme_agrees_with_metafile(folder):
     rows = {
         re.match(r'\[(.+?)\.py\]', row['config']).group(1): row
         for row in readme_table((config_dir / 'README.md').read_text())
-        if row['config'].startswith('[')
+        if row['config'].startswith('[') and '-dysample-' in row['config']
     }
     meta = yaml.safe_load((config_dir / 'metafile.yml').read_text())
-    models = meta['Models']
+    models = [m for m in meta['Models'] if '-dysample-' in m['Name']]
     assert sorted(rows) == sorted(model['Name'] for model in models)
     for model in models:
         row, metadata = rows[model['Name']], model['Metadata']

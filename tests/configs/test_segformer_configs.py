@@ -34,6 +34,15 @@ DYSAMPLE_CONFIGS = {
     for tag, name in [('lpg4', 'DySample'), ('lpg4ds', 'DySample+'),
                       ('plg8', 'DySample-S'), ('plg8ds', 'DySample-S+')]
 }
+#: the comparison rows of Table 4 (tested in test_comparison_configs.py)
+COMPARISON_CONFIGS = {
+    f'segformer_mit-b1-{tag}_8xb2-160k_ade20k-512x512': cfg
+    for tag, cfg in [('deconv', dict(type='deconv', kernel_size=3, stride=2,
+                                     padding=1, output_padding=1)),
+                     ('pixel-shuffle', dict(type='pixel_shuffle',
+                                            upsample_kernel=3)),
+                     ('carafe', dict(type='carafe'))]
+}
 B1_DECODER_CHANNELS = 256
 #: val / test evaluators of every SegFormer config: mIoU and bIoU (Table 4)
 EVALUATORS = [
@@ -79,7 +88,7 @@ def assert_evaluates_miou_and_biou(cfg):
 def test_configs_are_collected():
     stems = {path.stem for path in CONFIGS}
     assert stems, f'no configs found in {CONFIG_DIR}'
-    assert {BASELINE, *DYSAMPLE_CONFIGS} <= stems
+    assert {BASELINE, *DYSAMPLE_CONFIGS, *COMPARISON_CONFIGS} <= stems
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda path: path.stem)
@@ -90,8 +99,9 @@ def test_config_loads(path):
     head = cfg.model.decode_head
     assert head.type == 'DySampleSegformerHead'
     expected = DYSAMPLE_CONFIGS.get(path.stem)
-    assert head.get('upsample_cfg') == (
-        None if expected is None else dict(type=expected))
+    expected = COMPARISON_CONFIGS.get(
+        path.stem, None if expected is None else dict(type=expected))
+    assert head.get('upsample_cfg') == expected
     # the stock SegFormer-B1 setting is kept
     assert head.in_channels == [64, 128, 320, 512]
     assert head.channels == B1_DECODER_CHANNELS

@@ -22,6 +22,8 @@ FASTER_RCNN = osp.join(
     REPO, 'configs/faster_rcnn/faster-rcnn_r18_fpn-dysample-lpg4_synthetic.py')
 SEGFORMER = osp.join(
     REPO, 'configs/segformer/segformer_mit-b0-dysample-lpg4_synthetic.py')
+MASKFORMER = osp.join(
+    REPO, 'configs/maskformer/maskformer_r18_fpn-dysample-plg8ds_synthetic.py')
 
 pytestmark = pytest.mark.slow
 
@@ -133,6 +135,29 @@ def test_segmentation_round_trip(data_root, tmp_path):
     test_dir = tmp_path / 'test'
     log = run([
         sys.executable, 'tools/test.py', SEGFORMER, ckpt, '--work-dir',
+        str(test_dir), *tiny_seg_options(data_root, 2)
+    ])
+    assert 'Loads checkpoint by local backend' in log
+    results = glob.glob(str(test_dir / '*' / '*.json'))
+    assert len(results) == 1
+    metrics = json.load(open(results[0]))
+    assert 0.0 <= metrics['mIoU'] <= 100.0
+
+
+def test_maskformer_round_trip(data_root, tmp_path):
+    work_dir = tmp_path / 'train'
+    train(MASKFORMER, work_dir, tiny_seg_options(data_root, 2))
+    ckpt = (work_dir / 'last_checkpoint').read_text().strip()
+    state = weights(ckpt)
+    # the DySample-S+ stages of the pixel decoder were trained and saved,
+    # and so was the transformer's input projection
+    prefix = 'decode_head.pixel_decoder.upsample_modules'
+    assert f'{prefix}.2.scope.weight' in state
+    assert 'decode_head.decoder_input_proj.weight' in state
+
+    test_dir = tmp_path / 'test'
+    log = run([
+        sys.executable, 'tools/test.py', MASKFORMER, ckpt, '--work-dir',
         str(test_dir), *tiny_seg_options(data_root, 2)
     ])
     assert 'Loads checkpoint by local backend' in log

@@ -1,0 +1,11 @@
+# Pixel shuffle (a 3x3 conv to 4x the channels, then the x2 shuffle, the
+# paper's setting, Sec. 4; mmcv's PixelShufflePack)
+# in the six x2 upsampling stages of SegFormer-B1's decoder (3 + 2 + 1 for
+# the 1/32, 1/16 and 1/8 levels), at the decoder's 256 channels. Everything
+# else, the test protocol included, is the bilinear baseline's, as for the
+# DySample configs (paper Table 4).
+_base_ = './segformer_mit-b1-bilinear_8xb2-160k_ade20k-512x512.py'
+
+model = dict(
+    decode_head=dict(
+        upsample_cfg=dict(type='pixel_shuffle', upsample_kernel=3)))
