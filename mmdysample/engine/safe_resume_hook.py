@@ -15,6 +15,7 @@ from mmengine.registry import HOOKS
 from .atomic_backend import atomic_write, temp_target
 
 _ZIP_MAGIC = b'PK\x03\x04'
+_PICKLE_PROTO = b'\x80'  # torch's legacy format is a bare pickle
 _CKPT_NAME = re.compile(r'^(iter|epoch)_(\d+)\.pth$')
 
 
@@ -24,8 +25,8 @@ def checkpoint_is_complete(path: str) -> bool:
     ``torch.save`` writes a zip archive whose directory is at the end, so a
     truncated file has the zip magic at the start and no readable
     directory. Files in torch's legacy (non-zip) format and checkpoint
-    directories (DeepSpeed) are taken as complete. Reads the directory
-    only, not the tensors.
+    directories (DeepSpeed) are taken as complete, anything else as not.
+    Reads the zip directory only, not the tensors.
 
     Args:
         path (str): A checkpoint file or directory.
@@ -51,10 +52,10 @@ def checkpoint_is_complete(path: str) -> bool:
         return False
     with open(path, 'rb') as f:
         head = f.read(len(_ZIP_MAGIC))
-    if not head:
-        return False
-    if head != _ZIP_MAGIC:
+    if head.startswith(_PICKLE_PROTO):
         return True  # legacy torch format: nothing to check cheaply
+    if head != _ZIP_MAGIC:
+        return False  # empty, cut inside the magic, or not torch's
     try:
         with zipfile.ZipFile(path) as archive:
             return any(
