@@ -8,6 +8,7 @@ use them. A config only needs::
 
     custom_imports = dict(imports=['mmdysample'], allow_failed_imports=False)
 """
+from . import datasets  # noqa: F401 (registers CheckedDataset)
 from .engine import RNGStateHook
 from .models import DYSAMPLE_PRESETS, DySample, build_upsampler
 from .utils import allow_mmengine_checkpoint_types
