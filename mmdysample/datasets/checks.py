@@ -14,7 +14,8 @@ and :func:`CheckedDataset` builds the real dataset (the object the Runner
 gets is that dataset, so every key stays where the host expects it), then
 checks it: the annotation file parses (errors name it), the dataset is not
 empty, and every ``img_path`` / ``seg_map_path`` it lists exists (a
-``stat`` per file: about a second for COCO's 118k images on a local disk).
+``stat`` per file: 0.6 s for 118,287 files, COCO train2017's count, on a
+local disk with a warm cache; not measured on network file systems).
 Label maps are decoded only when the pipeline reads them: for semantic
 segmentation datasets, :class:`CheckSegLabels` is inserted after the
 ``LoadAnnotations`` step and rejects values outside the classes that are not
