@@ -24,6 +24,7 @@ the ignore index.
 import json
 import logging
 import os.path as osp
+import traceback
 from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
@@ -154,6 +155,15 @@ def _insert_label_check(dataset) -> Optional[CheckSegLabels]:
     return None
 
 
+def _empty(dataset_type: str, kwargs: dict) -> ValueError:
+    hint = ''
+    if (kwargs.get('filter_cfg') or {}).get('filter_empty_gt'):
+        hint = ('; filter_cfg.filter_empty_gt drops the images without '
+                'annotations')
+    return ValueError(
+        f'{dataset_type} has no samples ({_describe(kwargs)}){hint}')
+
+
 def CheckedDataset(dataset_type: str, **kwargs) -> Any:  # noqa: N802
     """Build ``dataset_type`` with ``kwargs``, then check it (see module).
 
@@ -178,24 +188,27 @@ def CheckedDataset(dataset_type: str, **kwargs) -> Any:  # noqa: N802
     if not isinstance(dataset_type, str):
         raise TypeError(
             f'dataset_type must be a registered name, got {dataset_type!r}')
-    cfg = dict(type=dataset_type, **kwargs)
+    lazy = kwargs.pop('lazy_init', False)
+    # Built lazily, then initialised here, so that errors while reading the
+    # annotations can be told from errors in the arguments.
+    dataset = DATASETS.build(dict(type=dataset_type, lazy_init=True, **kwargs))
+    if lazy:
+        return dataset
     try:
-        dataset = DATASETS.build(cfg)
+        dataset.full_init()
     except _PARSE_ERRORS as err:
-        if isinstance(err, KeyError) and 'registry' in str(err):
-            raise  # dataset_type is not a registered name
         raise ValueError(
             f'{dataset_type} could not read its annotations '
             f'({_describe(kwargs)}): {type(err).__name__}: {err}') from err
-    if kwargs.get('lazy_init', False):
-        return dataset
+    except ValueError as err:
+        # mmengine cannot serialise an empty sample list ("need at least
+        # one array to concatenate").
+        frames = traceback.extract_tb(err.__traceback__)
+        if not any(f.name == '_serialize_data' for f in frames):
+            raise
+        raise _empty(dataset_type, kwargs) from err
     if len(dataset) == 0:
-        hint = ''
-        if (kwargs.get('filter_cfg') or {}).get('filter_empty_gt'):
-            hint = ('; filter_cfg.filter_empty_gt dropped the images '
-                    'without annotations')
-        raise ValueError(
-            f'{dataset_type} has no samples ({_describe(kwargs)}){hint}')
+        raise _empty(dataset_type, kwargs)
     check_files_exist(dataset)
     check = _insert_label_check(dataset)
     if check is not None:
