@@ -23,6 +23,10 @@ from mmdysample.engine.atomic_backend import temp_target
 pytestmark = pytest.mark.slow
 
 ITERS = 4  # checkpoints at 2 and 4
+# No fused CPU kernel: a run SIGKILLed while torch builds it would leave
+# the build lock behind in the shared extension cache, and every later
+# build would wait on it.
+NO_BUILD = dict(MMDYSAMPLE_FAST_CPU='0')
 
 # Runs tools/train.py; I12_STALL_AFTER_ITER=N stops after iteration N (its
 # checkpoint written), I12_STALL_WRITING=NAME stops after writing half of
@@ -96,14 +100,14 @@ def options(data_root, **extra):
 @pytest.fixture(scope='module')
 def uninterrupted(data_root, tmp_path_factory):
     work_dir = tmp_path_factory.mktemp('uninterrupted')
-    train(FASTER_RCNN, work_dir, options(data_root))
+    train(FASTER_RCNN, work_dir, options(data_root), env=NO_BUILD)
     return weights(work_dir / f'iter_{ITERS}.pth')
 
 
 def train_until_killed(data_root, work_dir, extra=None, **stall):
     """Start a run, wait for it to reach the stall point, SIGKILL it."""
     marker = work_dir.parent / f'{work_dir.name}.stalled'
-    env = tool_env(I12_MARKER=str(marker), **stall)
+    env = tool_env(I12_MARKER=str(marker), **NO_BUILD, **stall)
     proc = subprocess.Popen(
         [
             sys.executable, '-c', LAUNCHER, FASTER_RCNN, '--work-dir',
@@ -115,7 +119,7 @@ def train_until_killed(data_root, work_dir, extra=None, **stall):
         stderr=subprocess.STDOUT,
         text=True)
     try:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 540
         while not marker.exists():
             if proc.poll() is not None:
                 pytest.fail('the run ended before the stall point:\n' +
@@ -135,7 +139,8 @@ def last_checkpoint(work_dir):
 
 
 def resume(data_root, work_dir):
-    log = train(FASTER_RCNN, work_dir, options(data_root), '--resume')
+    log = train(
+        FASTER_RCNN, work_dir, options(data_root), '--resume', env=NO_BUILD)
     assert 'resumed' in log.lower()
     return log
 

@@ -83,11 +83,11 @@ def run(args, **env):
     return proc.stdout
 
 
-def train(config, work_dir, options, *extra):
+def train(config, work_dir, options, *extra, env=None):
     return run([
         sys.executable, 'tools/train.py', config, '--work-dir',
         str(work_dir), *extra, *options
-    ])
+    ], **(env or {}))
 
 
 def weights(path):
