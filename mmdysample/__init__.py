@@ -9,6 +9,7 @@ only needs::
 
     custom_imports = dict(imports=['mmdysample'], allow_failed_imports=False)
 """
+from . import datasets  # noqa: F401 (registers CheckedDataset)
 from . import evaluation  # noqa: F401 (registers BoundaryIoUMetric)
 from .engine import RNGStateHook
 from .models import DYSAMPLE_PRESETS, DySample, build_upsampler

@@ -1,12 +1,15 @@
 # Copyright (c) mmdysample contributors. All rights reserved.
 """Dataset utilities of mmdysample.
 
-The synthetic dataset generator is imported lazily, so that
-``python -m mmdysample.datasets.synthetic`` runs without importing the
+The data checks (:func:`CheckedDataset`, :class:`CheckSegLabels`) are
+registered on import. The synthetic dataset generator is imported lazily, so
+that ``python -m mmdysample.datasets.synthetic`` runs without importing the
 module twice and importing this package stays cheap.
 """
 import importlib
 from typing import TYPE_CHECKING, Any, List
+
+from .checks import CheckedDataset, CheckSegLabels, check_files_exist
 
 if TYPE_CHECKING:  # pragma: no cover
     from .synthetic import (ADE_METAINFO, COCO_METAINFO, PANOPTIC_CLASSES,
@@ -19,13 +22,19 @@ __all__ = [
     'THING_CLASSES', 'STUFF_CLASSES', 'SEG_CLASSES', 'PANOPTIC_CLASSES',
     'THING_PALETTE', 'STUFF_PALETTE', 'SEG_PALETTE', 'PANOPTIC_PALETTE',
     'COCO_METAINFO', 'PANOPTIC_METAINFO', 'ADE_METAINFO', 'VALID_TASKS',
-    'generate_synthetic_dataset', 'render_scene'
+    'generate_synthetic_dataset', 'render_scene', 'CheckedDataset',
+    'CheckSegLabels', 'check_files_exist'
 ]
+
+
+_LAZY = frozenset(__all__) - {
+    'CheckedDataset', 'CheckSegLabels', 'check_files_exist'
+}
 
 
 def __getattr__(name: str) -> Any:
     """Resolve the public names from :mod:`.synthetic` on first use."""
-    if name in __all__:
+    if name in _LAZY:
         module = importlib.import_module('.synthetic', __name__)
         value = getattr(module, name)
         globals()[name] = value

@@ -9,6 +9,7 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 from mmengine.config import Config, DictAction
+from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -51,7 +52,10 @@ def load_config(path: str,
     ``work_dir``, or ``./work_dirs/<config name>``. ``mmdysample`` is always
     imported (it registers the upsamplers and the RNG-state hook), and the
     :class:`~mmdysample.engine.RNGStateHook` is added so resumed runs are
-    exact.
+    exact. The checkpoint hook writes atomically
+    (:class:`~mmdysample.engine.AtomicLocalBackend`) and
+    :class:`~mmdysample.engine.SafeResumeHook` is added, so a killed run
+    resumes from its newest complete checkpoint.
     """
     cfg = Config.fromfile(path)
     cfg.launcher = launcher
@@ -70,10 +74,29 @@ def load_config(path: str,
             imports=list(imports) + ['mmdysample'],
             allow_failed_imports=False)
     hooks = list(cfg.get('custom_hooks', []))
-    if not any(h.get('type') == 'RNGStateHook' for h in hooks):
-        hooks.append(dict(type='RNGStateHook'))
+    for name in ('RNGStateHook', 'SafeResumeHook'):
+        if not any(h.get('type') == name for h in hooks):
+            hooks.append(dict(type=name))
     cfg.custom_hooks = hooks
+    _write_checkpoints_atomically(cfg)
     return cfg
+
+
+def _write_checkpoints_atomically(cfg: Config) -> None:
+    """Make the checkpoint hook write through ``AtomicLocalBackend``.
+
+    Only for a local ``out_dir`` whose backend the config leaves to
+    mmengine's default; a config that names its own backend (or a remote
+    ``out_dir``) keeps it.
+    """
+    ckpt = cfg.get('default_hooks', {}).get('checkpoint')
+    if not ckpt or ckpt.get('type') not in ('CheckpointHook', CheckpointHook):
+        return
+    if ckpt.get('backend_args') or ckpt.get('file_client_args'):
+        return
+    if '://' in str(ckpt.get('out_dir') or ''):
+        return
+    ckpt.backend_args = dict(backend='atomic_local')
 
 
 def _prepare_cpu_distributed(cfg: Config) -> None:

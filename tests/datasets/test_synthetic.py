@@ -136,9 +136,12 @@ def test_coco_instances(dataset):
                 assert all(len(p) >= 6 for p in ann['segmentation'])
                 mask = coco.annToMask(ann).astype(bool)
                 ys, xs = np.nonzero(mask)
-                tight = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
-                np.testing.assert_allclose(tight, [x, y, x + w, y + h],
-                                           atol=1)
+                # The generator boxes the visible mask exactly (integers).
+                assert [x, y, w, h] == [
+                    xs.min(), ys.min(), xs.max() - xs.min() + 1,
+                    ys.max() - ys.min() + 1
+                ]
+                assert all(isinstance(v, int) for v in ann['bbox'])
                 assert ann['area'] >= synthetic._MIN_VISIBLE_AREA
                 # polygons rasterise back to the exact visible pixels
                 assert ann['area'] == mask.sum()

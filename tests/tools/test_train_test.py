@@ -6,24 +6,17 @@ global state (scopes, message hub, visualizer) never leaks between tests.
 """
 import glob
 import json
-import os
 import os.path as osp
 import subprocess
 import sys
 
 import pytest
 import torch
+from train_helpers import (FASTER_RCNN, MASKFORMER, REPO, SEGFORMER,
+                           assert_same_weights, free_port, run, tiny_options,
+                           tiny_seg_options, tool_env, train, weights)
 
-import mmdysample  # noqa: F401 (safe globals for torch.load)
 from mmdysample.datasets import generate_synthetic_dataset
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-FASTER_RCNN = osp.join(
-    REPO, 'configs/faster_rcnn/faster-rcnn_r18_fpn-dysample-lpg4_synthetic.py')
-SEGFORMER = osp.join(
-    REPO, 'configs/segformer/segformer_mit-b0-dysample-lpg4_synthetic.py')
-MASKFORMER = osp.join(
-    REPO, 'configs/maskformer/maskformer_r18_fpn-dysample-plg8ds_synthetic.py')
 
 pytestmark = pytest.mark.slow
 
@@ -34,71 +27,6 @@ def data_root(tmp_path_factory):
     generate_synthetic_dataset(
         root, num_train=8, num_val=4, img_size=96, tasks=('coco', 'ade'))
     return root
-
-
-def tiny_options(data_root, iters, **extra):
-    """--cfg-options pointing a COCO synthetic config at the tiny data."""
-    coco = osp.join(data_root, 'coco') + '/'
-    ann = coco + 'annotations/instances_val2017.json'
-    opts = {
-        'train_cfg.max_iters': iters,
-        'train_cfg.val_interval': 1000,
-        'default_hooks.checkpoint.interval': 2,
-        'default_hooks.checkpoint.max_keep_ckpts': 3,
-        'default_hooks.logger.interval': 1,
-        'train_dataloader.batch_size': 2,
-        'val_dataloader.batch_size': 2,
-        'test_dataloader.batch_size': 2,
-        'val_evaluator.ann_file': ann,
-        'test_evaluator.ann_file': ann,
-    }
-    for split in ('train', 'val', 'test'):
-        opts[f'{split}_dataloader.dataset.data_root'] = coco
-        opts[f'{split}_dataloader.num_workers'] = 0
-        opts[f'{split}_dataloader.persistent_workers'] = False
-    opts.update(extra)
-    return ['--cfg-options'] + [f'{k}={v}' for k, v in opts.items()]
-
-
-def tiny_seg_options(data_root, iters):
-    """--cfg-options pointing the synthetic SegFormer at the tiny data."""
-    opts = {
-        'train_cfg.max_iters': iters,
-        'train_cfg.val_interval': 1000,
-        'default_hooks.logger.interval': 1,
-        'train_dataloader.batch_size': 2,
-    }
-    for split in ('train', 'val', 'test'):
-        opts[f'{split}_dataloader.dataset.data_root'] = osp.join(
-            data_root, 'ade')
-        opts[f'{split}_dataloader.num_workers'] = 0
-        opts[f'{split}_dataloader.persistent_workers'] = False
-    return ['--cfg-options'] + [f'{k}={v}' for k, v in opts.items()]
-
-
-def run(args, **env):
-    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1', **env)
-    proc = subprocess.run(
-        args,
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=600)
-    assert proc.returncode == 0, proc.stdout[-4000:]
-    return proc.stdout
-
-
-def train(config, work_dir, options, *extra):
-    return run([
-        sys.executable, 'tools/train.py', config, '--work-dir',
-        str(work_dir), *extra, *options
-    ])
-
-
-def weights(path):
-    return torch.load(path, map_location='cpu')['state_dict']
 
 
 def test_train_then_test_round_trip(data_root, tmp_path):
@@ -179,25 +107,22 @@ def test_resume_matches_uninterrupted(data_root, tmp_path):
 
     a = weights(straight / 'iter_4.pth')
     b = weights(split / 'iter_4.pth')
-    assert a.keys() == b.keys()
     # Sanity: training changed the weights between iteration 2 and 4.
     mid = weights(split / 'iter_2.pth')
     assert not torch.equal(mid['neck.upsample_modules.0.offset.weight'],
                            b['neck.upsample_modules.0.offset.weight'])
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    assert_same_weights(a, b)
 
 
 def test_amp_needs_cuda_on_cpu_machines(data_root, tmp_path):
     if torch.cuda.is_available():
         pytest.skip('this machine has CUDA; see test_amp_train_cuda')
-    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
     proc = subprocess.run([
         sys.executable, 'tools/train.py', FASTER_RCNN, '--amp', '--work-dir',
         str(tmp_path), *tiny_options(data_root, 1)
     ],
                           cwd=REPO,
-                          env=env,
+                          env=tool_env(),
                           capture_output=True,
                           text=True,
                           timeout=600)
@@ -219,6 +144,6 @@ def test_dist_train_two_cpu_processes(data_root, tmp_path):
         str(work_dir), *tiny_options(data_root, 2)
     ],
               PYTHON=sys.executable,
-              PORT='29547')
+              PORT=str(free_port()))
     assert 'Distributed training: True' in log
     assert (work_dir / 'iter_2.pth').exists()

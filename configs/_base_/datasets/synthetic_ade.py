@@ -11,7 +11,8 @@ metainfo = dict(
     palette=[(140, 185, 240), (110, 135, 70), (40, 90, 150), (225, 45, 45),
              (250, 205, 35), (170, 60, 220), (25, 25, 30)])
 dataset_defaults = dict(
-    type=dataset_type,
+    type='CheckedDataset',  # checks files at build, labels as read
+    dataset_type=dataset_type,
     data_root=data_root,
     metainfo=metainfo,
     img_suffix='.jpg',

@@ -32,7 +32,7 @@ test_pipeline = [
 ]
 train_dataloader = dict(
     dataset=dict(
-        type=dataset_type,
+        dataset_type=dataset_type,
         metainfo=metainfo,
         ann_file='annotations/panoptic_train2017.json',
         data_prefix=dict(
@@ -40,7 +40,7 @@ train_dataloader = dict(
         pipeline=train_pipeline))
 val_dataloader = dict(
     dataset=dict(
-        type=dataset_type,
+        dataset_type=dataset_type,
         metainfo=metainfo,
         ann_file='annotations/panoptic_val2017.json',
         data_prefix=dict(img='val2017/', seg='annotations/panoptic_val2017/'),
