@@ -1,7 +1,8 @@
 # MaskFormer (slim, ResNet-18 from scratch) with DySample-S+ in the three
 # top-down stages of its pixel decoder, on the built-in synthetic data: trains
-# and reports mIoU on 2 CPU cores. Half the iterations of the other synthetic
-# configs: an iteration costs more (Hungarian matching, per-query masks).
+# and reports mIoU and bIoU on 2 CPU cores. Half the iterations of the other
+# synthetic configs: an iteration costs more (Hungarian matching, per-query
+# masks).
 _base_ = [
     '../_base_/models/maskformer_r18_slim.py',
     '../_base_/datasets/synthetic_ade.py',
