@@ -154,4 +154,4 @@ def test_tracing_takes_the_reference_path(monkeypatch):
         torch.testing.assert_close(
             traced(x),
             dysample_sample_reference(x, layer.sampling_offsets(x), 2, 2))
-    assert sampling._use_fast_cpu(torch.randn(1)) == fast_cpu.available()
+    assert sampling.use_fast_cpu(torch.randn(1)) == fast_cpu.available()
