@@ -70,6 +70,11 @@ def _sample_kernel(x_ptr, off_ptr, out_ptr, gout_ptr, gx_ptr, goff_ptr, C,
     Forward writes ``out``; backward reads ``gout`` and adds into ``gx``
     (if NEED_X) and writes ``goff`` (if NEED_OFF). Coordinates and sums are
     in the dtype of the offsets; features are read in theirs.
+
+    Only builtins of ``triton.language.core`` are used: the helpers of
+    ``triton.language.standard`` (``tl.zeros``, ``tl.cdiv``, ...) are jitted
+    when Triton is imported, in whichever mode ``TRITON_INTERPRET`` said
+    then, and a compiled helper cannot be called from an interpreted kernel.
     """
     ng = tl.program_id(1)
     n = ng // G
@@ -107,8 +112,8 @@ def _sample_kernel(x_ptr, off_ptr, out_ptr, gout_ptr, gx_ptr, goff_ptr, C,
     k01 = y0 * W + x1
     k10 = y1 * W + x0
     k11 = y1 * W + x1
-    gdx = tl.zeros([BLOCK], dtype=off_x.dtype)
-    gdy = tl.zeros([BLOCK], dtype=off_x.dtype)
+    gdx = tl.full([BLOCK], 0.0, off_x.dtype)
+    gdy = tl.full([BLOCK], 0.0, off_x.dtype)
     for c in range(0, CG):
         plane = (n * C + gi * CG + c).to(tl.int64)
         base = x_ptr + plane * HW
@@ -148,7 +153,8 @@ def _kernel():
 
     Decorated on first use rather than at import so that Triton stays an
     optional import, and per mode so that the interpreter (chosen by
-    Triton when it decorates) can be switched on in a running process.
+    Triton when it decorates) can be switched on in a running process
+    (see :func:`_sample_kernel` for what that asks of the kernel).
     """
     mode = interpreting()
     if mode not in _kernels:
@@ -163,7 +169,7 @@ def _launch(x: Tensor, off: Tensor, s: int, g: int, out=None, gout=None,
             gx=None, goff=None) -> None:
     kernel = _kernel()
     n, c, h, w = x.shape
-    grid = (triton.cdiv(h * w * s * s, BLOCK), n * g)
+    grid = ((h * w * s * s + BLOCK - 1) // BLOCK, n * g)
     dummy = off  # unused pointer arguments
     kernel[grid](
         x, off, dummy if out is None else out,

@@ -76,7 +76,8 @@ def project(x: Tensor, weight: Tensor, bias: Optional[Tensor], style: str,
     n, c, h, w = x.shape
     s = scale_factor
     tall = x.reshape(n, c // (s * s), s * s * h, w)
-    return F.conv2d(tall, weight, bias).reshape(n, -1, h, w)
+    return F.conv2d(tall, weight, bias).reshape(n, weight.shape[0] * s * s,
+                                                h, w)
 
 
 def scope_offsets(raw: Tensor, scope_factor: float, dyscope: bool,
