@@ -18,7 +18,6 @@ interpreter on CPU tensors, which is how the tests check them on machines
 without a GPU.
 """
 from __future__ import annotations
-
 import os
 from typing import Dict
 
