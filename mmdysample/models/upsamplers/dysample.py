@@ -256,10 +256,14 @@ class DySample(nn.Module):
                                    self.scale_factor, self.groups)
         self._check_input(x)
         dtype = coordinate_dtype(x.dtype)
-        out = fast_cpu.scoped_sample_cpu(
-            x.to(dtype),
-            self._raw_offsets(x).to(dtype), self.scale_factor, self.groups,
-            self.init_pos, self.scope_factor, self.dyscope)
+        raw = self._raw_offsets(x).to(dtype)
+        if self.dyscope:
+            # Logits to scope factors in place: torch's vectorised sigmoid,
+            # and the kernel reads offsets and factors from one tensor.
+            raw[:, raw.shape[1] // 2:].sigmoid_()
+        out = fast_cpu.scoped_sample_cpu(x.to(dtype), raw, self.scale_factor,
+                                         self.groups, self.init_pos,
+                                         self.scope_factor, self.dyscope)
         return out.to(x.dtype)
 
     def extra_repr(self) -> str:

@@ -11,9 +11,9 @@ no ninja) or is switched off with ``MMDYSAMPLE_FAST_CPU=0``,
 
 Besides the plain contract of :func:`dysample_sample_cpu` (offsets in, as
 :func:`~.sampling.dysample_sample` takes them), :func:`scoped_sample_cpu`
-takes the layer's raw projection and applies the scope factor, the dynamic
-scope's sigmoid and the initial positions inside the kernel (paper eq. 4
-and 5), so those element-wise steps allocate no tensors of their own.
+takes the layer's raw projection and applies the scope factors and the
+initial positions inside the kernel (paper eq. 4 and 5), so those
+element-wise steps allocate no tensors of their own.
 """
 import glob
 import logging
@@ -126,9 +126,9 @@ def scoped_sample_cpu(x: Tensor, raw: Tensor, scale_factor: int,
     """Sample ``x`` at offsets scoped inside the kernel.
 
     The offsets are ``raw * scope_factor + init_pos`` (paper eq. 4) or, with
-    ``dyscope``, ``raw[:, :k] * sigmoid(raw[:, k:]) * 2 * scope_factor +
-    init_pos`` with ``k = 2 * g * s**2`` (eq. 5): the layer's projection and
-    scope logits, stacked on channels as its fused projection returns them.
+    ``dyscope``, ``raw[:, :k] * raw[:, k:] * 2 * scope_factor + init_pos``
+    with ``k = 2 * g * s**2`` (eq. 5): the layer's projection, and its
+    dynamic scope factors ``sigmoid(logits)`` stacked on channels after it.
 
     Args:
         x (Tensor): ``(N, C, H, W)`` features, float32 or float64.
@@ -140,7 +140,7 @@ def scoped_sample_cpu(x: Tensor, raw: Tensor, scale_factor: int,
             elements); no gradient.
         scope_factor (float): The static scope factor (``0.25`` in the
             paper); ``2 * scope_factor`` bounds the dynamic one.
-        dyscope (bool): Whether ``raw`` holds scope logits too.
+        dyscope (bool): Whether ``raw`` holds scope factors too.
 
     Returns:
         Tensor: ``(N, C, s * H, s * W)``.

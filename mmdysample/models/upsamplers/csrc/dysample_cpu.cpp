@@ -17,10 +17,11 @@
 //
 // The offsets may also arrive as the layer's raw projection, so that the
 // scope arithmetic of DySample (paper eq. 4 and 5) needs no tensors of its
-// own: offset = raw * scale [* sigmoid(logit) with a dynamic scope] + init,
-// with `init` one value per offset channel (the initial positions) and the
-// scope logits stored as a second half of `off`'s channels. The gradient is
-// then returned for `raw` and the logits.
+// own: offset = raw * scale [* dynamic scope] + init, with `init` one value
+// per offset channel (the initial positions) and the dynamic scope factors
+// sigmoid(logit) stored as a second half of `off`'s channels (the sigmoid
+// itself is left to torch's vectorised op: a scalar exp per point costs
+// more). The gradient is then returned for `raw` and the scope factors.
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
@@ -33,8 +34,8 @@ namespace {
 
 // Where the offsets of one image come from, and how they are scoped.
 // Offset channel c (of 2*G*s*s, x before y) at pixel p is
-//   raw[c][p] * scale * sigmoid(raw[2*G*s*s + c][p]) + init[c]  (dyscope)
-//   raw[c][p] * scale + init[c]                                 (otherwise)
+//   raw[c][p] * raw[2*G*s*s + c][p] * scale + init[c]  (dyscope)
+//   raw[c][p] * scale + init[c]                        (otherwise)
 // with init == nullptr meaning zeros; the plain contract is scale 1, no init.
 template <typename scalar_t>
 struct Offsets {
@@ -51,12 +52,9 @@ struct Offsets {
   // The scoped offset of channel `c` at plane offset `pos` (c * HW + pixel).
   scalar_t value(const scalar_t* img, int64_t c, int64_t pos) const {
     scalar_t v = img[pos];
-    if (dyscope) v = v * sigmoid(img[2 * gss * HW + pos]);
+    if (dyscope) v = v * img[2 * gss * HW + pos];
     v = v * scale;
     return init != nullptr ? v + init[c] : v;
-  }
-  static scalar_t sigmoid(scalar_t z) {
-    return scalar_t(1) / (scalar_t(1) + std::exp(-z));
   }
 };
 
@@ -215,7 +213,7 @@ void backward_row(const scalar_t* gout, const scalar_t* x,
 }
 
 // Chain rule from the gradient `g` of a scoped offset (see Offsets) to its
-// raw value, and to its scope logit with a dynamic scope.
+// raw value, and to its scope factor with a dynamic scope.
 template <typename scalar_t>
 inline void scope_grad(const Offsets<scalar_t>& off, const scalar_t* img,
                        scalar_t* gimg, int64_t pos, scalar_t g) {
@@ -223,11 +221,9 @@ inline void scope_grad(const Offsets<scalar_t>& off, const scalar_t* img,
     gimg[pos] = g * off.scale;
     return;
   }
-  const int64_t logit = 2 * off.gss * off.HW + pos;
-  const scalar_t sig = Offsets<scalar_t>::sigmoid(img[logit]);
-  const scalar_t gs = g * off.scale;
-  gimg[pos] = gs * sig;
-  gimg[logit] = gs * img[pos] * sig * (1 - sig);
+  const int64_t factor = 2 * off.gss * off.HW + pos;
+  gimg[pos] = g * img[factor] * off.scale;
+  gimg[factor] = g * img[pos] * off.scale;
 }
 
 // Write a row's summed slopes into the offset gradient; each output pixel
