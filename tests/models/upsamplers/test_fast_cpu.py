@@ -84,13 +84,13 @@ def test_float32_paper_shape_within_1e5_relative():
 @pytest.mark.parametrize('name', list(DYSAMPLE_PRESETS))
 def test_layer_uses_kernel_and_matches(name, monkeypatch):
     c = 72  # suits every preset at s=2 and s=3
-    real = fast_cpu.dysample_sample_cpu
+    real = fast_cpu.scoped_sample_cpu
     for scale in (2, 3):
         layer = DySample(c, scale, **DYSAMPLE_PRESETS[name])
         torch.nn.init.normal_(layer.offset.weight, std=0.3)
         x = torch.randn(2, c, 6, 5)
         calls = []
-        monkeypatch.setattr(fast_cpu, 'dysample_sample_cpu',
+        monkeypatch.setattr(fast_cpu, 'scoped_sample_cpu',
                             lambda *a: calls.append(1) or real(*a))
         out = layer(x)
         assert calls, 'the layer did not take the fused kernel'
@@ -116,13 +116,19 @@ def test_layouts_and_half_precision():
 
 def test_switched_off_by_environment(monkeypatch):
     monkeypatch.setenv('MMDYSAMPLE_FAST_CPU', '0')
-    monkeypatch.setattr(
-        fast_cpu, 'dysample_sample_cpu',
-        lambda *a: pytest.fail('kernel used although switched off'))
+    for name in ('dysample_sample_cpu', 'scoped_sample_cpu'):
+        monkeypatch.setattr(
+            fast_cpu, name,
+            lambda *a: pytest.fail('kernel used although switched off'))
     assert not fast_cpu.available()
     x, off = inputs(1, 8, 3, 3, 2, 4)
     torch.testing.assert_close(
         dysample_sample(x, off, 2, 4), dysample_sample_reference(x, off, 2, 4))
+    layer = DySample(8, dyscope=True)
+    feat = torch.randn(1, 8, 3, 4)
+    torch.testing.assert_close(
+        layer(feat),
+        dysample_sample_reference(feat, layer.sampling_offsets(feat), 2, 4))
 
 
 def test_falls_back_when_the_build_fails(monkeypatch):
@@ -142,9 +148,10 @@ def test_falls_back_when_the_build_fails(monkeypatch):
 
 
 def test_tracing_takes_the_reference_path(monkeypatch):
-    monkeypatch.setattr(
-        fast_cpu, 'dysample_sample_cpu',
-        lambda *a: pytest.fail('kernel used while tracing'))
+    for name in ('dysample_sample_cpu', 'scoped_sample_cpu'):
+        monkeypatch.setattr(
+            fast_cpu, name,
+            lambda *a: pytest.fail('kernel used while tracing'))
     layer = DySample(8, groups=2)
     # check_trace would re-run the layer eagerly, where the kernel is right.
     traced = torch.jit.trace(

@@ -254,15 +254,22 @@ void backward_impl(const scalar_t* gout, const scalar_t* x,
                    const Offsets<scalar_t>& off, scalar_t* gx,
                    scalar_t* goff, int64_t N, int64_t C, int64_t H,
                    int64_t W, int64_t s, int64_t G) {
-  const int64_t OH = H * s, OW = W * s;
+  const int64_t OH = H * s, OW = W * s, cg = C / G, HW = H * W;
   // With an input gradient, a task is one group of one image: no other task
   // scatters into its planes, and gout is read once for both gradients.
   // Without one (or with fewer groups than threads), rows are the tasks.
   const bool by_group = gx != nullptr && N * G >= at::get_num_threads();
+  // gx arrives uninitialised: each task zeroes the planes it owns, so the
+  // memory is first touched by the thread that then scatters into it.
+  auto zero_planes = [&](int64_t ng) {
+    scalar_t* first = gx + ((ng / G) * C + (ng % G) * cg) * HW;
+    std::fill(first, first + cg * HW, scalar_t(0));
+  };
   if (gx != nullptr && !by_group) {
     at::parallel_for(0, N * G, 1, [&](int64_t begin, int64_t end) {
       RowTaps<scalar_t> taps(OW);
       for (int64_t ng = begin; ng < end; ++ng) {
+        zero_planes(ng);
         for (int64_t oy = 0; oy < OH; ++oy) {
           row_taps<scalar_t>(off, ng / G, ng % G, oy, H, W, s, &taps);
           backward_row<scalar_t>(gout, x, taps, gx, nullptr, nullptr, ng / G,
@@ -277,6 +284,7 @@ void backward_impl(const scalar_t* gout, const scalar_t* x,
       std::vector<scalar_t> dx(OW), dy(OW);
       for (int64_t ng = begin; ng < end; ++ng) {
         const int64_t n = ng / G, gi = ng % G;
+        zero_planes(ng);
         for (int64_t oy = 0; oy < OH; ++oy) {
           row_taps<scalar_t>(off, n, gi, oy, H, W, s, &taps);
           std::fill(dx.begin(), dx.end(), scalar_t(0));
@@ -366,7 +374,7 @@ std::vector<torch::Tensor> backward(torch::Tensor gout, torch::Tensor x,
   check_inputs(x, off, init, s, G, dyscope);
   TORCH_CHECK(gout.is_contiguous(), "dysample_cpu: contiguous grad expected");
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-  auto gx = need_x ? torch::zeros_like(x) : torch::Tensor();
+  auto gx = need_x ? torch::empty_like(x) : torch::Tensor();
   auto goff = need_off ? torch::empty_like(off) : torch::Tensor();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dysample_cpu_backward", [&] {
     backward_impl<scalar_t>(
