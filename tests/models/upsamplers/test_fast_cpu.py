@@ -162,3 +162,36 @@ def test_tracing_takes_the_reference_path(monkeypatch):
             traced(x),
             dysample_sample_reference(x, layer.sampling_offsets(x), 2, 2))
     assert sampling.use_fast_cpu(torch.randn(1)) == fast_cpu.available()
+
+
+def test_a_build_is_announced_in_one_line(monkeypatch):
+    monkeypatch.setattr(fast_cpu, '_module', None)
+    monkeypatch.setattr(fast_cpu, '_failure', None)
+    import torch.utils.cpp_extension as cpp_extension
+    monkeypatch.setattr(cpp_extension, 'load', lambda **kwargs: 'built')
+    logged = []
+    monkeypatch.setattr(fast_cpu, 'print_log',
+                        lambda msg, **kwargs: logged.append(msg))
+    monkeypatch.setattr(fast_cpu, '_cached_build', lambda: '/the/cache')
+    assert fast_cpu._load() == 'built'
+    assert fast_cpu._load() == 'built'
+    assert len(logged) == 1
+    assert 'compiling' in logged[0] and '/the/cache' in logged[0]
+    # Already built: silent.
+    monkeypatch.setattr(fast_cpu, '_module', None)
+    monkeypatch.setattr(fast_cpu, '_cached_build', lambda: None)
+    assert fast_cpu._load() == 'built' and len(logged) == 1
+
+
+def test_cached_build_is_a_build_newer_than_the_source(
+        monkeypatch, tmp_path):
+    import os
+    monkeypatch.setenv('TORCH_EXTENSIONS_DIR', str(tmp_path))
+    folder = fast_cpu._cached_build()
+    assert folder.startswith(str(tmp_path))
+    built = os.path.join(folder, 'mmdysample_dysample_cpu.so')
+    open(built, 'w').close()
+    assert fast_cpu._cached_build() is None
+    source_time = os.path.getmtime(fast_cpu._SOURCE)
+    os.utime(built, (source_time - 60, source_time - 60))
+    assert fast_cpu._cached_build() == folder
