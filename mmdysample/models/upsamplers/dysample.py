@@ -251,10 +251,10 @@ class DySample(nn.Module):
         :func:`.fast_cpu.scoped_sample_cpu`); elsewhere the offsets of
         :meth:`sampling_offsets` go to :func:`.sampling.dysample_sample`.
         """
+        self._check_input(x)
         if self.hard_scope or not use_fast_cpu(x):
             return dysample_sample(x, self.sampling_offsets(x),
                                    self.scale_factor, self.groups)
-        self._check_input(x)
         dtype = coordinate_dtype(x.dtype)
         raw = self._raw_offsets(x).to(dtype)
         if self.dyscope:
