@@ -101,8 +101,10 @@ def _sample_kernel(x_ptr, off_ptr, out_ptr, gout_ptr, gx_ptr, goff_ptr, C,
     inside_y = (py > 0) & (py < H - 1)
     px = tl.minimum(tl.where(px > 0, px, 0.0), W - 1)
     py = tl.minimum(tl.where(py > 0, py, 0.0), H - 1)
-    x0 = tl.minimum(px.to(tl.int32), tl.maximum(W - 2, 0))
-    y0 = tl.minimum(py.to(tl.int32), tl.maximum(H - 2, 0))
+    # The last cell starts at size - 2 (fraction 1 at the last pixel); every
+    # operation keeps a block operand, as sizes of 1 arrive as constants.
+    x0 = tl.maximum(tl.minimum(px.to(tl.int32), W - 2), 0)
+    y0 = tl.maximum(tl.minimum(py.to(tl.int32), H - 2), 0)
     ax = px - x0
     ay = py - y0
     x1 = tl.minimum(x0 + 1, W - 1)
@@ -140,9 +142,10 @@ def _sample_kernel(x_ptr, off_ptr, out_ptr, gout_ptr, gx_ptr, goff_ptr, C,
                      val.to(out_ptr.dtype.element_ty), mask=mask)
     if BACKWARD:
         if NEED_OFF:
-            # A size-1 axis has no slope: its taps coincide.
-            gdx = tl.where(inside_x & (W > 1), gdx, 0.0)
-            gdy = tl.where(inside_y & (H > 1), gdy, 0.0)
+            # Clamped coordinates pass no gradient (on a size-1 axis every
+            # coordinate is clamped).
+            gdx = tl.where(inside_x, gdx, 0.0)
+            gdy = tl.where(inside_y, gdy, 0.0)
             tl.store(goff_ptr + img + pos, gdx, mask=mask)
             tl.store(goff_ptr + img + GSS * HW + pos, gdy, mask=mask)
 
