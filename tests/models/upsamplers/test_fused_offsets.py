@@ -131,26 +131,28 @@ def test_layer_forward_and_gradients_match_reference(name, scale,
 
 @needs_kernel
 @pytest.mark.parametrize('name', PRESETS)
-def test_float32_within_1e6_of_the_unfused_kernel(name):
+@pytest.mark.parametrize('seed', [0, 1])
+def test_float32_within_1e6_of_the_unfused_kernel(name, seed):
     """Against the paper's offsets sampled by the plain kernel: the same
-    sampling arithmetic, so only the fusion can differ."""
-    layer = layer_for(name, 2, dtype=torch.float32, seed=1)
+    sampling arithmetic, so only the fusion can differ. Errors are relative
+    to the largest value of each tensor (weight gradients sum over every
+    pixel, in another order than the unfused convolutions)."""
+    layer = layer_for(name, 2, dtype=torch.float32, seed=seed)
     with torch.no_grad():  # offsets of about a pixel, as trained layers
         layer.offset.weight.mul_(0.1)
-    x = torch.randn(2, layer.in_channels, 7, 6, requires_grad=True)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, layer.in_channels, 7, 6, generator=gen)
+    x.requires_grad_()
     out = layer(x)
     ref = sampling.dysample_sample(x, layer.sampling_offsets_reference(x),
                                    2, layer.groups)
-    torch.testing.assert_close(out, ref, rtol=1e-6, atol=1e-6)
-    grad = torch.randn_like(ref)
+    grad = torch.randn(ref.shape, generator=gen)
     wrt = [x] + list(layer.parameters())
-    got = torch.autograd.grad(out, wrt, grad)
-    want = torch.autograd.grad(ref, wrt, grad)
-    torch.testing.assert_close(got[0], want[0], rtol=1e-6, atol=1e-6)
-    # Weight gradients sum over every pixel, in another order: float32
-    # rounding of such sums is about 1e-6 relative.
-    for a, b in zip(got[1:], want[1:]):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    pairs = [(out, ref)] + list(
+        zip(torch.autograd.grad(out, wrt, grad),
+            torch.autograd.grad(ref, wrt, grad)))
+    for a, b in pairs:
+        assert (a - b).abs().max() <= 1e-6 * b.abs().max()
 
 
 @needs_kernel
