@@ -29,7 +29,9 @@ MMDET = ['mmdet>=3.0.0,<3.4.0', 'pycocotools']
 MMSEG = ['mmsegmentation>=1.0.0,<1.3.0', 'ftfy', 'regex']
 TESTS = [
     'pytest>=7', 'pytest-xdist', 'onnx>=1.14', 'onnxruntime>=1.16',
-    'onnxscript'
+    'onnxscript',
+    # The Triton kernel's tests run it in Triton's CPU interpreter.
+    'triton>=3.4'
 ]
 
 setup(

@@ -290,6 +290,15 @@ def test_quick_json_has_every_candidate_with_positive_medians(quick_run):
             dysample['fwd']['median_ms'] / base['fwd']['median_ms'])
         carafe = next(r for r in config['results'] if r['name'] == 'carafe')
         assert carafe['label'] == 'carafe (unfold, CPU)'
+        reference = next(
+            r for r in config['results'] if r['name'] == bench.REFERENCE)
+        assert dysample['ratio_to_reference']['fwd_bwd'] == pytest.approx(
+            dysample['fwd_bwd']['median_ms'] /
+            reference['fwd_bwd']['median_ms'])
+        assert dysample['sampler'] == bench.dysample_sampler(
+            torch.device('cpu'))
+        assert reference['sampler'] == 'grid_sample'
+        assert 'ratio_to_reference' not in reference
     machine = results['machine']
     assert machine['cpu'] and machine['torch'] == torch.__version__
     assert results['settings']['threads'] == machine['threads'] == 2
@@ -305,6 +314,10 @@ def test_quick_table_lists_every_candidate(quick_run):
         assert len(rows) == 2, (label, stdout)
     bilinear = re.search(r'^bilinear\s.*$', stdout, re.M).group(0).split()
     assert bilinear[4::2] == ['1.00'] * 4
+    sampler = bench.dysample_sampler(torch.device('cpu'))
+    assert len(re.findall(
+        rf'^DySample \({re.escape(sampler)}\) / DySample \(reference\): '
+        r'fwd [\d.]+, fwd\+bwd [\d.]+$', stdout, re.M)) == 2, stdout
 
 
 def test_quick_chart_reads_back(quick_run):

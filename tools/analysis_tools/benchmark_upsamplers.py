@@ -10,6 +10,13 @@ RTX 3090) on this machine, with interleaved rounds; see
     python tools/analysis_tools/benchmark_upsamplers.py --sweep  # sizes, batch
     python tools/analysis_tools/benchmark_upsamplers.py --models  # + models
     python tools/analysis_tools/benchmark_upsamplers.py --quick  # tiny: tests
+    python tools/analysis_tools/benchmark_upsamplers.py --device cuda --models
+
+On CUDA, DySample samples with the fused Triton kernel (the C++ kernel on
+CPU); the row "DySample (reference)" is the paper's formulation with
+``grid_sample``, and the line under each table gives DySample's ratio to it.
+With ``--models`` on CUDA, each DySample model is also timed with its fused
+kernels switched off (``DySample (grid_sample)``).
 """
 import argparse
 import os

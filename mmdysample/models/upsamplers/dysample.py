@@ -12,8 +12,11 @@ import torch.nn as nn
 from mmengine.registry import MODELS
 from torch import Tensor
 
-from .sampling import (INIT_MODES, dysample_sample, initial_positions,
-                       pixel_shuffle, pixel_unshuffle)
+from . import fast_cpu
+from .offsets import project, scope_offsets, stacked_weights
+from .sampling import (INIT_MODES, coordinate_dtype, dysample_sample,
+                       initial_positions, is_eager, pixel_shuffle,
+                       pixel_unshuffle, use_fast_cpu)
 
 STYLES = ('lp', 'pl')
 
@@ -199,6 +202,29 @@ class DySample(nn.Module):
             offset = offset * self.scope_factor
         return offset
 
+    def sampling_offsets_reference(self, x: Tensor) -> Tensor:
+        """:meth:`sampling_offsets` in the paper's formulation.
+
+        The ``'pl'`` style pixel-shuffles ``x`` before the projections and
+        pixel-unshuffles the offsets after; the dynamic scope is a second
+        convolution. Tracing, export and ``torch.compile`` use this; eager
+        code the fused formulation of :mod:`.offsets`, which is tested
+        against it.
+        """
+        self._check_input(x)
+        s = self.scale_factor
+        if self.style == 'pl':
+            offset = pixel_unshuffle(self._scoped(pixel_shuffle(x, s)), s)
+        else:
+            offset = self._scoped(x)
+        return offset + self.init_pos
+
+    def _raw_offsets(self, x: Tensor) -> Tensor:
+        """The fused projection: raw offsets (and scope logits) of ``x``."""
+        weight, bias = stacked_weights(self.offset,
+                                       self.scope if self.dyscope else None)
+        return project(x, weight, bias, self.style, self.scale_factor)
+
     def sampling_offsets(self, x: Tensor) -> Tensor:
         """Offsets of every sampling point, initial positions included.
 
@@ -211,18 +237,34 @@ class DySample(nn.Module):
             ``(xy, group, sub_row, sub_col)``; this is what :meth:`forward`
             samples at (used by the offset visualisation tool).
         """
+        if not is_eager():
+            return self.sampling_offsets_reference(x)
         self._check_input(x)
-        s = self.scale_factor
-        if self.style == 'pl':
-            offset = pixel_unshuffle(self._scoped(pixel_shuffle(x, s)), s)
-        else:
-            offset = self._scoped(x)
-        return offset + self.init_pos
+        return scope_offsets(
+            self._raw_offsets(x), self.scope_factor, self.dyscope,
+            self.hard_scope, self.init_pos)
 
     def forward(self, x: Tensor) -> Tensor:
-        """Upsample ``x`` of shape ``(N, C, H, W)`` to ``(N, C, sH, sW)``."""
-        return dysample_sample(x, self.sampling_offsets(x), self.scale_factor,
-                               self.groups)
+        """Upsample ``x`` of shape ``(N, C, H, W)`` to ``(N, C, sH, sW)``.
+
+        On the CPU the fused kernel also applies the scope (see
+        :func:`.fast_cpu.scoped_sample_cpu`); elsewhere the offsets of
+        :meth:`sampling_offsets` go to :func:`.sampling.dysample_sample`.
+        """
+        self._check_input(x)
+        if self.hard_scope or not use_fast_cpu(x):
+            return dysample_sample(x, self.sampling_offsets(x),
+                                   self.scale_factor, self.groups)
+        dtype = coordinate_dtype(x.dtype)
+        raw = self._raw_offsets(x).to(dtype)
+        if self.dyscope:
+            # Logits to scope factors in place: torch's vectorised sigmoid,
+            # and the kernel reads offsets and factors from one tensor.
+            raw[:, raw.shape[1] // 2:].sigmoid_()
+        out = fast_cpu.scoped_sample_cpu(x.to(dtype), raw, self.scale_factor,
+                                         self.groups, self.init_pos,
+                                         self.scope_factor, self.dyscope)
+        return out.to(x.dtype)
 
     def extra_repr(self) -> str:
         args = [

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import fast_cpu
+from . import fast_cpu, fast_triton
 
 INIT_MODES = ('bilinear', 'nearest')
 
@@ -127,19 +127,27 @@ def sampling_grid(offset: Tensor, scale_factor: int,
     return grid.reshape(n * g, s * h, s * w, 2)
 
 
-def _use_fast_cpu(x: Tensor) -> bool:
-    """Whether the fused CPU kernel may run for ``x``.
+def is_eager() -> bool:
+    """False under tracing, scripting, ONNX export and ``torch.compile``.
 
-    Tracers, exporters and ``torch.compile`` need the graph of plain torch
-    ops, so they take the reference path.
+    Those need the graph of plain torch ops, so they take the reference
+    formulations; the fused kernels run in eager mode only.
     """
-    if x.device.type != 'cpu':
-        return False
     if torch.jit.is_tracing() or torch.jit.is_scripting():
         return False
-    if torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
-        return False
-    return fast_cpu.available()
+    return not (torch.onnx.is_in_onnx_export()
+                or torch.compiler.is_compiling())
+
+
+def use_fast_cpu(x: Tensor) -> bool:
+    """Whether the fused CPU kernel may run for ``x``."""
+    return x.device.type == 'cpu' and is_eager() and fast_cpu.available()
+
+
+def use_triton(x: Tensor) -> bool:
+    """Whether the fused Triton kernel may run for ``x`` (a CUDA tensor)."""
+    return (x.device.type == 'cuda' and is_eager()
+            and fast_triton.available())
 
 
 def dysample_sample(x: Tensor, offset: Tensor, scale_factor: int,
@@ -147,9 +155,12 @@ def dysample_sample(x: Tensor, offset: Tensor, scale_factor: int,
     """Re-sample ``x`` at ``pixel centre + offset`` (paper eq. 1 and 3).
 
     Bilinear sampling with border padding, as ``grid_sample`` with
-    ``align_corners=False``. On the CPU a fused kernel
-    (:mod:`.fast_cpu`) computes it; elsewhere, or where that kernel cannot be
-    built, :func:`dysample_sample_reference` does.
+    ``align_corners=False``. On the CPU a fused C++ kernel
+    (:mod:`.fast_cpu`) computes it, on CUDA a fused Triton kernel
+    (:mod:`.fast_triton`); under tracing, export or ``torch.compile``,
+    without Triton, where the C++ kernel cannot be built, or with
+    ``MMDYSAMPLE_FAST_CPU=0`` / ``MMDYSAMPLE_FAST_CUDA=0``,
+    :func:`dysample_sample_reference` does.
 
     Args:
         x (Tensor): ``(N, C, H, W)`` features, ``C`` divisible by ``groups``.
@@ -161,7 +172,10 @@ def dysample_sample(x: Tensor, offset: Tensor, scale_factor: int,
     Returns:
         Tensor: ``(N, C, s * H, s * W)`` in the dtype of ``x``.
     """
-    if not _use_fast_cpu(x):
+    if use_triton(x):
+        return fast_triton.dysample_sample_triton(x, offset, scale_factor,
+                                                  groups)
+    if not use_fast_cpu(x):
         return dysample_sample_reference(x, offset, scale_factor, groups)
     # Half features are sampled in float32, as on the reference path.
     coord_dtype = coordinate_dtype(x.dtype)
@@ -176,8 +190,8 @@ def dysample_sample_reference(x: Tensor, offset: Tensor,
 
     Coordinates, pixel shuffle and ``grid_sample`` with border padding and
     ``align_corners=False``: the same function as the authors' public code,
-    kept as the readable reference that the fast path is tested against, and
-    used where the fast path does not apply (CUDA, tracing, export, compile).
+    kept as the readable reference that the fast paths are tested against, and
+    used where the fast paths do not apply (tracing, export, compile).
 
     Args:
         x (Tensor): ``(N, C, H, W)`` features, ``C`` divisible by ``groups``.

@@ -84,13 +84,13 @@ def test_float32_paper_shape_within_1e5_relative():
 @pytest.mark.parametrize('name', list(DYSAMPLE_PRESETS))
 def test_layer_uses_kernel_and_matches(name, monkeypatch):
     c = 72  # suits every preset at s=2 and s=3
-    real = fast_cpu.dysample_sample_cpu
+    real = fast_cpu.scoped_sample_cpu
     for scale in (2, 3):
         layer = DySample(c, scale, **DYSAMPLE_PRESETS[name])
         torch.nn.init.normal_(layer.offset.weight, std=0.3)
         x = torch.randn(2, c, 6, 5)
         calls = []
-        monkeypatch.setattr(fast_cpu, 'dysample_sample_cpu',
+        monkeypatch.setattr(fast_cpu, 'scoped_sample_cpu',
                             lambda *a: calls.append(1) or real(*a))
         out = layer(x)
         assert calls, 'the layer did not take the fused kernel'
@@ -116,13 +116,19 @@ def test_layouts_and_half_precision():
 
 def test_switched_off_by_environment(monkeypatch):
     monkeypatch.setenv('MMDYSAMPLE_FAST_CPU', '0')
-    monkeypatch.setattr(
-        fast_cpu, 'dysample_sample_cpu',
-        lambda *a: pytest.fail('kernel used although switched off'))
+    for name in ('dysample_sample_cpu', 'scoped_sample_cpu'):
+        monkeypatch.setattr(
+            fast_cpu, name,
+            lambda *a: pytest.fail('kernel used although switched off'))
     assert not fast_cpu.available()
     x, off = inputs(1, 8, 3, 3, 2, 4)
     torch.testing.assert_close(
         dysample_sample(x, off, 2, 4), dysample_sample_reference(x, off, 2, 4))
+    layer = DySample(8, dyscope=True)
+    feat = torch.randn(1, 8, 3, 4)
+    torch.testing.assert_close(
+        layer(feat),
+        dysample_sample_reference(feat, layer.sampling_offsets(feat), 2, 4))
 
 
 def test_falls_back_when_the_build_fails(monkeypatch):
@@ -142,9 +148,10 @@ def test_falls_back_when_the_build_fails(monkeypatch):
 
 
 def test_tracing_takes_the_reference_path(monkeypatch):
-    monkeypatch.setattr(
-        fast_cpu, 'dysample_sample_cpu',
-        lambda *a: pytest.fail('kernel used while tracing'))
+    for name in ('dysample_sample_cpu', 'scoped_sample_cpu'):
+        monkeypatch.setattr(
+            fast_cpu, name,
+            lambda *a: pytest.fail('kernel used while tracing'))
     layer = DySample(8, groups=2)
     # check_trace would re-run the layer eagerly, where the kernel is right.
     traced = torch.jit.trace(
@@ -154,4 +161,37 @@ def test_tracing_takes_the_reference_path(monkeypatch):
         torch.testing.assert_close(
             traced(x),
             dysample_sample_reference(x, layer.sampling_offsets(x), 2, 2))
-    assert sampling._use_fast_cpu(torch.randn(1)) == fast_cpu.available()
+    assert sampling.use_fast_cpu(torch.randn(1)) == fast_cpu.available()
+
+
+def test_a_build_is_announced_in_one_line(monkeypatch):
+    monkeypatch.setattr(fast_cpu, '_module', None)
+    monkeypatch.setattr(fast_cpu, '_failure', None)
+    import torch.utils.cpp_extension as cpp_extension
+    monkeypatch.setattr(cpp_extension, 'load', lambda **kwargs: 'built')
+    logged = []
+    monkeypatch.setattr(fast_cpu, 'print_log',
+                        lambda msg, **kwargs: logged.append(msg))
+    monkeypatch.setattr(fast_cpu, '_cached_build', lambda: '/the/cache')
+    assert fast_cpu._load() == 'built'
+    assert fast_cpu._load() == 'built'
+    assert len(logged) == 1
+    assert 'compiling' in logged[0] and '/the/cache' in logged[0]
+    # Already built: silent.
+    monkeypatch.setattr(fast_cpu, '_module', None)
+    monkeypatch.setattr(fast_cpu, '_cached_build', lambda: None)
+    assert fast_cpu._load() == 'built' and len(logged) == 1
+
+
+def test_cached_build_is_a_build_newer_than_the_source(
+        monkeypatch, tmp_path):
+    import os
+    monkeypatch.setenv('TORCH_EXTENSIONS_DIR', str(tmp_path))
+    folder = fast_cpu._cached_build()
+    assert folder.startswith(str(tmp_path))
+    built = os.path.join(folder, 'mmdysample_dysample_cpu.so')
+    open(built, 'w').close()
+    assert fast_cpu._cached_build() is None
+    source_time = os.path.getmtime(fast_cpu._SOURCE)
+    os.utime(built, (source_time - 60, source_time - 60))
+    assert fast_cpu._cached_build() == folder

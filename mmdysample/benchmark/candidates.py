@@ -1,0 +1,224 @@
+# Copyright (c) mmdysample contributors. All rights reserved.
+"""The upsamplers the benchmark measures, ready to run on a device.
+
+Every registered upsampler of :data:`UPSAMPLERS`, plus :data:`REFERENCE`:
+the DySample layer in the paper's formulation (pixel shuffle, separate
+scope projection, ``grid_sample``), which the fused paths are compared
+with. CARAFE: mmcv's op has CUDA kernels only. On CUDA the registered
+``CARAFEPack`` is timed (if this mmcv was built with CUDA); on CPU its
+weights are loaded into :class:`~.carafe.CARAFEUnfold` and that is timed,
+labelled ``carafe (unfold, CPU)``.
+"""
+import inspect
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+
+from ..models import DYSAMPLE_PRESETS, build_upsampler
+from ..models.upsamplers import fast_cpu, fast_triton, sampling
+from .carafe import CARAFEUnfold
+
+#: Every ratio in the tables and the JSON is relative to this candidate.
+BASELINE = 'bilinear'
+#: The registered upsamplers that are measured, in table order.
+UPSAMPLERS = ('nearest', 'bilinear', 'deconv', 'pixel_shuffle',
+              'carafe') + tuple(DYSAMPLE_PRESETS)
+#: Extra candidate: the DySample layer in the paper's formulation, offsets by
+#: ``sampling_offsets_reference`` and sampling through
+#: ``sampling.dysample_sample_reference``, when that module provides it.
+REFERENCE = 'DySample (reference)'
+
+
+def reference_sampler() -> Optional[Callable]:
+    fn = getattr(sampling, 'dysample_sample_reference', None)
+    if fn is None:
+        return None
+    try:  # same signature as dysample_sample
+        inspect.signature(fn).bind(None, None, 2, 4)
+    except (TypeError, ValueError):
+        return None
+    return fn
+
+
+def candidate_names() -> List[str]:
+    """Names accepted by ``names=`` / ``--candidates``, in table order."""
+    names = list(UPSAMPLERS)
+    if reference_sampler() is not None:
+        names.append(REFERENCE)
+    return names
+
+
+def check_candidates(names: Optional[Sequence[str]]) -> List[str]:
+    """Validate ``names`` (``None``: all), keep table order, add bilinear.
+
+    Raises:
+        ValueError: On a name that is not a candidate, naming it and the
+            valid names.
+    """
+    valid = candidate_names()
+    if names is None:
+        return valid
+    unknown = [n for n in names if n not in valid]
+    if unknown:
+        raise ValueError(f'unknown upsampler(s) {unknown}; choose from '
+                         f'{valid}')
+    if not names:
+        raise ValueError('names must name at least one upsampler')
+    chosen = set(names) | {BASELINE}
+    return [n for n in valid if n in chosen]
+
+
+class _ReferenceDySample(nn.Module):
+    """A DySample layer in the paper's formulation (no fused kernel)."""
+
+    def __init__(self, layer: nn.Module, sample: Callable) -> None:
+        super().__init__()
+        self.layer = layer
+        self.sample = sample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        layer = self.layer
+        offsets = getattr(layer, 'sampling_offsets_reference',
+                          layer.sampling_offsets)
+        return self.sample(x, offsets(x), layer.scale_factor, layer.groups)
+
+
+def dysample_sampler(device: torch.device) -> str:
+    """Which implementation samples for a DySample layer on ``device``.
+
+    Returns:
+        str: ``'cpu kernel'``, ``'triton'`` or ``'grid_sample'`` (with the
+        reason the fused kernel is not used).
+    """
+    if device.type == 'cpu':
+        if fast_cpu.available():
+            return 'cpu kernel'
+        return ('grid_sample (MMDYSAMPLE_FAST_CPU=0)' if not fast_cpu.enabled()
+                else 'grid_sample (the CPU kernel could not be built)')
+    if fast_triton.available():
+        return 'triton'
+    return ('grid_sample (MMDYSAMPLE_FAST_CUDA=0)' if not fast_triton.enabled()
+            else 'grid_sample (triton is not installed)')
+
+
+@contextmanager
+def fused_kernels_off() -> Iterator[None]:
+    """DySample samples through ``grid_sample`` inside the block.
+
+    Sets ``MMDYSAMPLE_FAST_CPU=0`` and ``MMDYSAMPLE_FAST_CUDA=0``, which the
+    layer reads at every call, and restores them after.
+    """
+    names = (fast_cpu._ENV, fast_triton._ENV)
+    before = {n: os.environ.get(n) for n in names}
+    os.environ.update(dict.fromkeys(names, '0'))
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@dataclass
+class Candidate:
+    """One upsampler, ready to run on ``device``.
+
+    ``label`` says which implementation runs (``carafe (unfold, CPU)``);
+    ``flops_layer`` is what FlopAnalyzer traces (the layer itself, or for
+    mmcv's CARAFE op its unfold twin).
+    """
+    name: str
+    label: str
+    layer: nn.Module
+    flops_layer: nn.Module
+    unfold_kernel: int = 0  # > 0: the CARAFE unfold implementation
+    notes: List[str] = field(default_factory=list)
+    sampler: str = ''  # DySample presets: see dysample_sampler
+
+
+def _mmcv_carafe_runs(pack: nn.Module, channels: int,
+                      device: torch.device) -> Optional[str]:
+    """``None`` if mmcv's op runs forward + backward here, else why not."""
+    x = torch.rand(1, channels, 4, 4, device=device, requires_grad=True)
+    try:
+        pack(x).sum().backward()
+    except (RuntimeError, NotImplementedError) as err:
+        return str(err).splitlines()[0]
+    finally:
+        pack.zero_grad(set_to_none=True)
+    return None
+
+
+def build_candidate(name: str, channels: int, scale_factor: int,
+                    device: torch.device) -> Candidate:
+    """Build candidate ``name`` for ``channels`` on ``device``."""
+    if name == REFERENCE:
+        sample = reference_sampler()
+        if sample is None:
+            raise ValueError(f'{REFERENCE!r} needs sampling.'
+                             'dysample_sample_reference, which this version '
+                             'does not provide')
+        layer = _ReferenceDySample(
+            build_upsampler('DySample', channels, scale_factor),
+            sample).to(device)
+        return Candidate(name, name, layer, layer, sampler='grid_sample')
+    if name in DYSAMPLE_PRESETS:
+        layer = build_upsampler(name, channels, scale_factor).to(device)
+        return Candidate(name, name, layer, layer,
+                         sampler=dysample_sampler(device))
+    if name != 'carafe':
+        layer = build_upsampler(name, channels, scale_factor).to(device)
+        return Candidate(name, name, layer, layer)
+
+    unfold = CARAFEUnfold(channels, scale_factor)
+    notes = []
+    try:
+        pack = build_upsampler('carafe', channels, scale_factor)
+    except KeyError:  # an mmcv build without ops
+        pack = None
+        notes.append('mmcv.ops is not available: CARAFEUnfold with its own '
+                     'initialisation')
+    if pack is not None:
+        unfold.load_state_dict(pack.state_dict())
+    unfold = unfold.to(device)
+    if device.type == 'cuda' and pack is not None:
+        pack = pack.to(device)
+        why = _mmcv_carafe_runs(pack, channels, device)
+        if why is None:
+            return Candidate(name, 'carafe (mmcv, CUDA)', pack, unfold)
+        notes.append(f"mmcv's CARAFE op failed on {device} ({why}); timing "
+                     'the unfold implementation instead')
+    label = f'carafe (unfold, {device.type.upper()})'
+    return Candidate(name, label, unfold, unfold, unfold.up_kernel, notes)
+
+
+def unfold_bytes(shape: Sequence[int], candidate: Candidate,
+                 scale_factor: int) -> int:
+    """Rough float32 forward + backward working set of the unfold CARAFE.
+
+    im2col holds ``k*k`` copies of the input, and backward its gradient.
+    """
+    n, c, h, w = shape
+    k = candidate.unfold_kernel
+    return 4 * n * c * h * w * (2 * k * k + 4 * scale_factor**2)
+
+
+def default_unfold_limit(device: torch.device) -> int:
+    """Memory the unfold CARAFE may take: a quarter of what is available."""
+    if device.type == 'cuda':
+        free, _ = torch.cuda.mem_get_info(device)
+        return free // 4
+    try:
+        with open('/proc/meminfo') as f:
+            for line in f:
+                if line.startswith('MemAvailable:'):
+                    return int(line.split()[1]) * 1024 // 4
+    except OSError:
+        pass
+    return 4 * 1024**3
