@@ -7,13 +7,18 @@ scope), and, where mmdet / mmseg are installed, the neck and decode head that
 use them. A config only needs::
 
     custom_imports = dict(imports=['mmdysample'], allow_failed_imports=False)
+
+It also lets mmengine resolve ``_base_ = 'mmdysample::<path>'`` in configs
+parsed after it (see :mod:`mmdysample.registry`).
 """
 from .engine import RNGStateHook
 from .models import DYSAMPLE_PRESETS, DySample, build_upsampler
+from .registry import register_config_prefix
 from .utils import allow_mmengine_checkpoint_types
 from .version import __version__, version_info
 
 allow_mmengine_checkpoint_types()
+register_config_prefix()
 
 __all__ = [
     '__version__', 'version_info', 'DySample', 'DYSAMPLE_PRESETS',
