@@ -90,7 +90,10 @@ class HostScopeRegistry(Registry):
             raise KeyError(
                 f'The host scope {scope!r} of an `mmdysample::` config '
                 'cannot be imported') from e
-        return self.parent._search_child(scope) or self.parent
+        registry = self.parent._search_child(scope)
+        # not `or`: a registry whose modules are not imported yet is empty,
+        # and Registry defines __len__
+        return self.parent if registry is None else registry
 
     def get(self, key: str) -> Optional[Type]:
         """Look ``key`` up in the host registry (which searches its own
