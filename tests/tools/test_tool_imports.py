@@ -2,8 +2,8 @@
 """Which mmdysample the tools import: the installed one whenever there is
 one, the checkout they sit in otherwise.
 
-Each tool runs from a copy in a fake checkout whose ``mmdysample`` package
-is a stub that says it was imported.
+Each tool runs from a copy in a fake checkout; that checkout's package and
+the "installed" one are stubs that say which was imported.
 """
 import os
 import shutil
@@ -16,25 +16,31 @@ import pytest
 
 ROOT = Path(__file__).parents[2]
 TOOLS = ['tools/train.py', 'tools/analysis_tools/get_flops.py']
-STUB = "import sys\nprint('checkout stub imported')\nsys.exit(3)\n"
+
+
+def stub(where, name):
+    """A ``mmdysample`` package that says which one it is and exits."""
+    (where / 'mmdysample').mkdir(parents=True)
+    (where / 'mmdysample' / '__init__.py').write_text(
+        f'import sys\nprint({name!r} + " stub imported")\nsys.exit(3)\n')
+
 
 pytestmark = pytest.mark.slow
 
 
 def fake_checkout(tmp_path, tool):
     checkout = tmp_path / 'checkout'
-    (checkout / 'mmdysample').mkdir(parents=True)
-    (checkout / 'mmdysample' / '__init__.py').write_text(STUB)
+    stub(checkout, 'checkout')
     copy = checkout / tool
     copy.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / tool, copy)
     return copy
 
 
-def run(cmd, tmp_path, pythonpath):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(pythonpath))
+def run(cmd, cwd, pythonpath):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(map(str, pythonpath)))
     return subprocess.run([sys.executable] + cmd,
-                          cwd=tmp_path,
+                          cwd=cwd,
                           env=env,
                           stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT,
@@ -44,12 +50,12 @@ def run(cmd, tmp_path, pythonpath):
 
 @pytest.mark.parametrize('tool', TOOLS)
 def test_installed_package_wins_over_the_checkout(tool, tmp_path):
-    # ROOT's package on the path stands for the installed one.
+    installed = tmp_path / 'site'
+    stub(installed, 'installed')
     proc = run([str(fake_checkout(tmp_path, tool)), '--help'], tmp_path,
-               [str(ROOT)])
-    assert proc.returncode == 0, proc.stdout
-    assert 'checkout stub imported' not in proc.stdout
-    assert 'usage:' in proc.stdout
+               [installed])
+    assert proc.returncode == 3, proc.stdout
+    assert 'installed stub imported' in proc.stdout
 
 
 @pytest.mark.parametrize('tool', TOOLS)
@@ -67,4 +73,3 @@ def test_checkout_is_used_when_nothing_is_installed(tool, tmp_path):
                tmp_path, site_dirs)
     assert proc.returncode == 3, proc.stdout
     assert 'checkout stub imported' in proc.stdout
-
