@@ -1,9 +1,8 @@
 # Copyright (c) mmdysample contributors. All rights reserved.
 """The ``mmdysample`` scope: ``mmdysample::`` config bases.
 
-A user config may inherit one of ours::
-
-    _base_ = 'mmdysample::faster_rcnn/faster-rcnn_r50_fpn-dysample-lpg4_1x_coco.py'
+A user config may inherit one of ours by its path under ``configs/``,
+e.g. ``_base_ = 'mmdysample::segformer/<name>.py'``.
 
 mmengine resolves the ``mmdysample::`` prefix only for names in
 ``mmengine.config.utils.MODULE2PACKAGE``, which ``import mmdysample`` extends
