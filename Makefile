@@ -30,7 +30,7 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): setup.py Makefile
+$(STAMP): setup.py pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	@# torch first and pinned: an open range would pull a multi-GB CUDA build.
@@ -40,10 +40,14 @@ $(STAMP): setup.py Makefile
 	@$(PY) -c "import mmcv.ops" 2>/dev/null || { \
 	  echo "Building $(MMCV_SPEC) from source (first time: about 20 minutes)..."; \
 	  MAX_JOBS=$(MAX_JOBS) $(PIP) install --no-build-isolation "$(MMCV_SPEC)"; }
-	@# panopticapi (needed by mmdet's PQ metric) is on PyPI as panopticapi-lite,
-	@# which declares numpy<2 but works with numpy 2.
-	$(PIP) install -q --no-deps "panopticapi-lite==0.2.0"
+	@# Editable: pip runs setup.py's build_py, which links configs/ and
+	@# tools/ into mmdysample/.mim (what mmdysample:: bases and mim read).
 	$(PIP) install -q --no-build-isolation -e ".[tests]"
+	@# panopticapi (needed by mmdet's PQ metric) is on PyPI as panopticapi-lite,
+	@# which declares numpy<2 and scikit-image but works with numpy 2 and
+	@# without scikit-image. Installed last and --no-deps, so no install
+	@# re-checks it; `pip check` names it (the one known conflict, README.md).
+	$(PIP) install -q --no-deps "panopticapi-lite==0.2.0"
 	$(PY) -c "import mmcv.ops, mmdet, mmseg, mmdysample; print('mmdysample', mmdysample.__version__, 'ready')"
 	@touch $(STAMP)
 

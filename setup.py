@@ -5,12 +5,25 @@ Dependency ranges are declared here and nowhere else (no import-time version
 asserts). torch and mmcv are listed but not pinned: mmcv 2.x has no wheels on
 PyPI for recent torch releases, so it is built from source against the torch
 you already have (``make install`` does this; see README.md).
+
+The package carries ``configs/``, ``tools/`` and ``model-index.yml`` as
+``mmdysample/.mim/`` (what mmengine's ``mmdysample::`` bases and ``mim``
+read): copied into a wheel, symlinked into the checkout by an editable
+install. Building a wheel writes nothing into the checkout (build and
+egg-info directories are temporary).
 """
+import atexit
+import os
 import os.path as osp
+import shutil
+import tempfile
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = osp.dirname(osp.abspath(__file__))
+MIM_FILES = ('configs', 'tools', 'model-index.yml')
+CSRC = 'mmdysample.models.upsamplers.csrc'
 
 
 def get_version() -> str:
@@ -25,6 +38,47 @@ def readme() -> str:
         return f.read()
 
 
+def temporary_dir(prefix: str) -> str:
+    path = tempfile.mkdtemp(prefix=f'mmdysample-{prefix}-')
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+def add_mim_files(mim_dir: str, link: bool) -> None:
+    """Put ``MIM_FILES`` under ``mim_dir``: symlinks or copies."""
+    os.makedirs(mim_dir, exist_ok=True)
+    for name in MIM_FILES:
+        src, dst = osp.join(HERE, name), osp.join(mim_dir, name)
+        if osp.islink(dst) or osp.isfile(dst):
+            os.remove(dst)
+        elif osp.isdir(dst):
+            shutil.rmtree(dst)
+        if link:
+            os.symlink(osp.relpath(src, mim_dir), dst)
+        elif osp.isdir(src):
+            shutil.copytree(
+                src, dst, ignore=shutil.ignore_patterns('__pycache__'))
+        else:
+            shutil.copyfile(src, dst)
+
+
+class BuildPyWithMim(build_py):
+    """``build_py`` that adds ``mmdysample/.mim``.
+
+    In an editable install the package is imported from the checkout, so
+    the links go into the checkout's (git-ignored) ``mmdysample/.mim``;
+    otherwise copies go into the build directory, i.e. into the wheel.
+    """
+
+    def run(self):
+        super().run()
+        if self.editable_mode:
+            add_mim_files(osp.join(HERE, 'mmdysample', '.mim'), link=True)
+        else:
+            add_mim_files(
+                osp.join(self.build_lib, 'mmdysample', '.mim'), link=False)
+
+
 MMDET = ['mmdet>=3.0.0,<3.4.0', 'pycocotools']
 MMSEG = ['mmsegmentation>=1.0.0,<1.3.0', 'ftfy', 'regex']
 TESTS = [
@@ -34,39 +88,52 @@ TESTS = [
     'triton>=3.4'
 ]
 
-setup(
-    name='mmdysample',
-    version=get_version(),
-    description='DySample (ICCV 2023) dynamic upsamplers for OpenMMLab '
-    'detection and segmentation',
-    long_description=readme(),
-    long_description_content_type='text/markdown',
-    keywords='computer vision, upsampling, object detection, segmentation',
-    url='https://arxiv.org/abs/2308.15085',
-    packages=find_packages(exclude=('configs', 'tools', 'tests', 'docs')),
-    include_package_data=True,
-    # The fused CPU kernel is compiled from source on first use.
-    package_data={'mmdysample': ['models/upsamplers/csrc/*.cpp']},
-    python_requires='>=3.8',
-    license='Apache License 2.0',
-    classifiers=[
-        'Development Status :: 4 - Beta',
-        'License :: OSI Approved :: Apache Software License',
-        'Operating System :: OS Independent',
-        'Programming Language :: Python :: 3',
-        'Topic :: Scientific/Engineering :: Artificial Intelligence',
-    ],
-    install_requires=[
-        'torch>=2.0',
-        'mmengine>=0.10.0,<1.0.0',
-        'mmcv>=2.0.0,<2.2.0',
-        'numpy',
-        'opencv-python',
-    ],
-    extras_require=dict(
-        mmdet=MMDET,
-        mmseg=MMSEG,
-        tests=MMDET + MMSEG + TESTS,
-        all=MMDET + MMSEG + TESTS,
-    ),
-    zip_safe=False)
+if __name__ == '__main__':
+    setup(
+        name='mmdysample',
+        version=get_version(),
+        description='DySample (ICCV 2023) dynamic upsamplers for OpenMMLab '
+        'detection and segmentation',
+        long_description=readme(),
+        long_description_content_type='text/markdown',
+        keywords='computer vision, upsampling, object detection, segmentation',
+        url='https://arxiv.org/abs/2308.15085',
+        # The fused CPU kernel is compiled from source on first use: its
+        # folder is a data-only package, named so setuptools ships it
+        # without a warning.
+        packages=find_packages(
+            exclude=('configs', 'tools', 'tests', 'docs')) + [CSRC],
+        include_package_data=True,
+        package_data={CSRC: ['*.cpp']},
+        python_requires='>=3.8',
+        license='Apache-2.0',
+        license_files=['LICENSE'],
+        classifiers=[
+            'Development Status :: 4 - Beta',
+            'Operating System :: OS Independent',
+            'Programming Language :: Python :: 3',
+            'Topic :: Scientific/Engineering :: Artificial Intelligence',
+        ],
+        install_requires=[
+            'torch>=2.0',
+            'mmengine>=0.10.0,<1.0.0',
+            'mmcv>=2.0.0,<2.2.0',
+            'numpy',
+            'opencv-python',
+        ],
+        extras_require=dict(
+            mmdet=MMDET,
+            mmseg=MMSEG,
+            tests=MMDET + MMSEG + TESTS,
+            all=MMDET + MMSEG + TESTS,
+        ),
+        cmdclass={'build_py': BuildPyWithMim},
+        options={
+            'build': {
+                'build_base': temporary_dir('build')
+            },
+            'egg_info': {
+                'egg_base': temporary_dir('egg-info')
+            },
+        },
+        zip_safe=False)

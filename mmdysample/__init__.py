@@ -8,15 +8,20 @@ use them and the boundary IoU metric (mmseg's ``BoundaryIoUMetric``). A config
 only needs::
 
     custom_imports = dict(imports=['mmdysample'], allow_failed_imports=False)
+
+It also lets mmengine resolve ``_base_ = 'mmdysample::<path>'`` in configs
+parsed after it (see :mod:`mmdysample.registry`).
 """
 from . import datasets  # noqa: F401 (registers CheckedDataset)
 from . import evaluation  # noqa: F401 (registers BoundaryIoUMetric)
 from .engine import RNGStateHook
 from .models import DYSAMPLE_PRESETS, DySample, build_upsampler
+from .registry import register_config_prefix
 from .utils import allow_mmengine_checkpoint_types
 from .version import __version__, version_info
 
 allow_mmengine_checkpoint_types()
+register_config_prefix()
 
 __all__ = [
     '__version__', 'version_info', 'DySample', 'DYSAMPLE_PRESETS',

@@ -5,12 +5,19 @@ Multi-GPU and multi-node runs go through ``tools/dist_test.sh`` (torchrun) or
 ``tools/slurm_test.sh`` with ``--launcher pytorch|slurm``.
 """
 import argparse
+import importlib.util
 import os
 import sys
+import warnings
 
 from mmengine.evaluator import DumpResults
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if importlib.util.find_spec('mmdysample') is None:  # run from a checkout
+    sys.path.insert(0, os.path.abspath(os.path.join(__file__, '../..')))
+# setuptools' notice about the pkg_resources that mmengine resolves
+# mmdet::/mmseg:: bases with; nothing a user can act on.
+warnings.filterwarnings('ignore', 'pkg_resources is deprecated',
+                        UserWarning)
 import mmdysample  # noqa: E402,F401 (registers the upsamplers and hooks)
 from mmdysample.utils import (  # noqa: E402
     add_runner_args, build_runner, load_config, parse_runner_args,

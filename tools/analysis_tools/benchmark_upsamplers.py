@@ -19,14 +19,20 @@ With ``--models`` on CUDA, each DySample model is also timed with its fused
 kernels switched off (``DySample (grid_sample)``).
 """
 import argparse
+import importlib.util
 import os
 import os.path as osp
 import sys
+import warnings
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
-    __file__)))))
+if importlib.util.find_spec('mmdysample') is None:  # run from a checkout
+    sys.path.insert(0, os.path.abspath(os.path.join(__file__, '../../..')))
+# setuptools' notice about the pkg_resources that mmengine resolves
+# mmdet::/mmseg:: bases with; nothing a user can act on.
+warnings.filterwarnings('ignore', 'pkg_resources is deprecated',
+                        UserWarning)
 import mmdysample  # noqa: E402,F401
 from mmdysample.benchmark import upsamplers as bench  # noqa: E402
 

@@ -7,13 +7,19 @@ The baseline is the same model with the host's stock upsampling (every
     python tools/analysis_tools/get_flops.py CONFIG [--shape H W]
 """
 import argparse
+import importlib.util
 import os
 import sys
+import warnings
 
 from mmengine.config import Config, DictAction
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))))
+if importlib.util.find_spec('mmdysample') is None:  # run from a checkout
+    sys.path.insert(0, os.path.abspath(os.path.join(__file__, '../../..')))
+# setuptools' notice about the pkg_resources that mmengine resolves
+# mmdet::/mmseg:: bases with; nothing a user can act on.
+warnings.filterwarnings('ignore', 'pkg_resources is deprecated',
+                        UserWarning)
 import mmdysample  # noqa: E402,F401
 from mmdysample.utils.complexity import complexity_delta  # noqa: E402
 

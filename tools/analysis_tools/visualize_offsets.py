@@ -15,14 +15,20 @@ Common options: ``--group G`` (default: all groups), ``--points N`` and
 the figure shows.
 """
 import argparse
+import importlib.util
 import os
 import sys
+import warnings
 
 import cv2
 from mmengine.config import DictAction
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))))
+if importlib.util.find_spec('mmdysample') is None:  # run from a checkout
+    sys.path.insert(0, os.path.abspath(os.path.join(__file__, '../../..')))
+# setuptools' notice about the pkg_resources that mmengine resolves
+# mmdet::/mmseg:: bases with; nothing a user can act on.
+warnings.filterwarnings('ignore', 'pkg_resources is deprecated',
+                        UserWarning)
 import mmdysample  # noqa: E402,F401 (registers the upsamplers)
 from mmdysample import DySample, build_upsampler  # noqa: E402
 from mmdysample.visualization import (  # noqa: E402

@@ -12,11 +12,17 @@ and width are multiples of 32; SegFormer needs ``--dynamo``. See
         [--checkpoint CKPT] --out model.onnx [--dynamo] --verify
 """
 import argparse
+import importlib.util
 import os
 import sys
+import warnings
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))))
+if importlib.util.find_spec('mmdysample') is None:  # run from a checkout
+    sys.path.insert(0, os.path.abspath(os.path.join(__file__, '../../..')))
+# setuptools' notice about the pkg_resources that mmengine resolves
+# mmdet::/mmseg:: bases with; nothing a user can act on.
+warnings.filterwarnings('ignore', 'pkg_resources is deprecated',
+                        UserWarning)
 import mmdysample  # noqa: E402,F401 (registers the upsamplers)
 from mmdysample.deployment import onnx as deploy  # noqa: E402
 from mmdysample.models import build_upsampler  # noqa: E402

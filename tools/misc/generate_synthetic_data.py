@@ -14,28 +14,28 @@ import sys
 from types import ModuleType
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-SYNTHETIC_PY = osp.join(REPO_ROOT, 'mmdysample', 'datasets', 'synthetic.py')
 
 
 def load_generator() -> ModuleType:
     """Load the generator module.
 
-    The module file is loaded directly from the repository so that the
-    tool neither needs mmdysample to be installed nor imports the package
-    ``__init__`` (which pulls in torch); it falls back to the installed
-    package when the file is not next to this script.
+    The module file is loaded directly, so that the tool does not import
+    the package ``__init__`` (which pulls in torch): from the installed
+    package when there is one, else from the checkout this script is in.
 
     Returns:
         ModuleType: The ``mmdysample.datasets.synthetic`` module.
     """
-    if osp.isfile(SYNTHETIC_PY):
-        spec = importlib.util.spec_from_file_location(
-            'mmdysample_synthetic_data', SYNTHETIC_PY)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    from mmdysample.datasets import synthetic
-    return synthetic
+    spec = importlib.util.find_spec('mmdysample')
+    package_dir = (
+        spec.submodule_search_locations[0]
+        if spec is not None else osp.join(REPO_ROOT, 'mmdysample'))
+    spec = importlib.util.spec_from_file_location(
+        'mmdysample_synthetic_data',
+        osp.join(package_dir, 'datasets', 'synthetic.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def main() -> int:
