@@ -1,4 +1,4 @@
 # Copyright (c) mmdysample contributors. All rights reserved.
-from .hooks import RNGStateHook
+from .hooks import CheckpointFitHook, RNGStateHook
 
-__all__ = ['RNGStateHook']
+__all__ = ['CheckpointFitHook', 'RNGStateHook']
