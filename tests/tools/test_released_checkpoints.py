@@ -315,18 +315,26 @@ def test_released_checkpoint_loads_strictly(config, layout, tmp_path,
     if dyscope:
         assert model.neck.upsample_modules[0].scope.bias is not None
 
+    # In float64, so that rounding (features reach ~1e3 with these random
+    # weights) cannot hide a difference in the function.
     gen = torch.Generator().manual_seed(0)
     feats = [
-        torch.randn(1, c, 32 // 2**i, 24 // 2**i, generator=gen)
+        torch.randn(
+            1, c, 32 // 2**i, 24 // 2**i, generator=gen, dtype=torch.float64)
         for i, c in enumerate(model.neck.in_channels)
     ]
+    neck = copy.deepcopy(model.neck).double()
+    state64 = {
+        k: v.double() if v.is_floating_point() else v
+        for k, v in state.items() if k.startswith('neck.')
+    }
     with torch.no_grad():
-        ours = model.neck(feats)
-        theirs = fork_neck(state, feats, dyscope)
+        ours = neck(feats)
+        theirs = fork_neck(state64, feats, dyscope)
     assert len(ours) == len(theirs) == 5
     for a, b in zip(ours, theirs):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
-    del runner, model, own, state
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-8)
+    del runner, model, own, state, state64, neck
     gc.collect()
 
 
