@@ -3,6 +3,12 @@
 
 Multi-GPU and multi-node runs go through ``tools/dist_test.sh`` (torchrun) or
 ``tools/slurm_test.sh`` with ``--launcher pytorch|slurm``.
+
+A checkpoint that leaves a model weight missing, has a tensor of another
+shape or an upsampler weight the model has no place for stops the run
+before the first image, naming the keys (see
+:mod:`mmdysample.utils.checkpoint_fit`); ``--allow-partial-checkpoint``
+restores mmengine's lenient loading.
 """
 import argparse
 import importlib.util
@@ -22,6 +28,8 @@ import mmdysample  # noqa: E402,F401 (registers the upsamplers and hooks)
 from mmdysample.utils import (  # noqa: E402
     add_runner_args, build_runner, load_config, parse_runner_args,
     release_distributed)
+from mmdysample.utils.checkpoint_fit import (  # noqa: E402
+    ALLOW_PARTIAL_FLAG, CheckpointMismatchError)
 
 
 def parse_args(argv=None):
@@ -40,6 +48,12 @@ def parse_args(argv=None):
         '--show', action='store_true', help='show predictions in a window')
     parser.add_argument(
         '--wait-time', type=float, default=2, help='seconds per image shown')
+    parser.add_argument(
+        ALLOW_PARTIAL_FLAG,
+        action='store_true',
+        help='evaluate even when the checkpoint leaves model weights '
+        'missing or shaped otherwise (mmengine\'s lenient loading; the '
+        'mismatches are logged as warnings)')
     add_runner_args(parser)
     return parse_runner_args(parser, argv)
 
@@ -63,25 +77,42 @@ def enable_visualization(cfg, args) -> None:
             cfg.visualizer['save_dir'] = args.show_dir
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def build_test_runner(args):
+    """The Runner that ``main`` tests with: the config, its overrides, the
+    checkpoint as ``load_from`` and the hook that checks its fit."""
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         raise ValueError(f'--out must be a .pkl file, got {args.out!r}')
     cfg = load_config(args.config, args.cfg_options, args.launcher,
                       args.work_dir)
     cfg.load_from = args.checkpoint
+    # Runner.test() loads load_from before the first batch, through
+    # after_load_checkpoint: the checkpoint is checked there.
+    cfg.custom_hooks = list(cfg.custom_hooks) + [
+        dict(
+            type='CheckpointFitHook',
+            allow_partial=args.allow_partial_checkpoint,
+            source=args.checkpoint)
+    ]
     if args.show or args.show_dir:
         enable_visualization(cfg, args)
+    runner = build_runner(cfg)
+    if args.out is not None:
+        runner.test_evaluator.metrics.append(
+            DumpResults(out_file_path=args.out))
+    return runner
 
+
+def main(argv=None):
+    args = parse_args(argv)
     try:
-        runner = build_runner(cfg)
-        if args.out is not None:
-            runner.test_evaluator.metrics.append(
-                DumpResults(out_file_path=args.out))
-        runner.test()
+        build_test_runner(args).test()
+    except CheckpointMismatchError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
     finally:
         release_distributed()
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

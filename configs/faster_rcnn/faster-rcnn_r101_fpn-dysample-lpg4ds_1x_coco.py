@@ -6,4 +6,7 @@ _base_ = 'mmdet::faster_rcnn/faster-rcnn_r101_fpn_1x_coco.py'
 custom_imports = dict(imports=['mmdysample'], allow_failed_imports=False)
 
 model = dict(
-    neck=dict(type='DySampleFPN', upsample_cfg=dict(type='DySample+')))
+    neck=dict(
+        type='DySampleFPN',
+        # scope_bias: the layout of the authors' released checkpoints.
+        upsample_cfg=dict(type='DySample+', scope_bias=True)))

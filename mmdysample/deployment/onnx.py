@@ -95,7 +95,9 @@ def _is_detector(model: nn.Module) -> bool:
 
 
 def build_export_model(cfg: Union[str, Config],
-                       checkpoint: Optional[str] = None) -> TensorForward:
+                       checkpoint: Optional[str] = None,
+                       allow_partial_checkpoint: bool = False
+                       ) -> TensorForward:
     """Build ``cfg.model`` for export, without downloading any weights.
 
     Pretrained backbone weights (``init_cfg`` of type ``Pretrained``,
@@ -104,9 +106,13 @@ def build_export_model(cfg: Union[str, Config],
 
     Args:
         cfg (str | Config): A config or its path.
-        checkpoint (str, optional): Weights to load (strictly) with
-            mmengine's ``load_checkpoint``. Defaults to None (the layers'
-            default initialisation, enough to check an export).
+        checkpoint (str, optional): Weights to load, after checking that
+            they fit the model (see :mod:`mmdysample.utils.checkpoint_fit`).
+            Defaults to None (the layers' default initialisation, enough to
+            check an export).
+        allow_partial_checkpoint (bool): Load a checkpoint that leaves
+            weights missing or shaped otherwise, with warnings. Defaults to
+            False.
 
     Returns:
         TensorForward: The model's exportable forward, in eval mode.
@@ -118,8 +124,8 @@ def build_export_model(cfg: Union[str, Config],
         cfg = Config.fromfile(cfg)
     model = build_model(cfg)
     if checkpoint is not None:
-        from mmengine.runner import load_checkpoint
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+        from mmdysample.utils.checkpoint_fit import load_checked_checkpoint
+        load_checked_checkpoint(model, checkpoint, allow_partial_checkpoint)
     return TensorForward(model).eval()
 
 
@@ -280,7 +286,8 @@ def export_model(cfg: Union[str, Config],
                  dynamo: bool = False,
                  batch: int = 1,
                  opset: int = 17,
-                 size_divisor: int = 32) -> str:
+                 size_divisor: int = 32,
+                 allow_partial_checkpoint: bool = False) -> str:
     """Export a detector's or segmentor's :class:`TensorForward` to ONNX.
 
     See the module docstring for what is exported. Batch, height and width
@@ -297,11 +304,13 @@ def export_model(cfg: Union[str, Config],
         batch (int): Batch of the tracing input. Defaults to 1.
         opset (int): ONNX opset, at least 16. Defaults to 17.
         size_divisor (int): Total stride of the network. Defaults to 32.
+        allow_partial_checkpoint (bool): See :func:`build_export_model`.
+            Defaults to False.
 
     Returns:
         str: ``path``.
     """
-    module = build_export_model(cfg, checkpoint)
+    module = build_export_model(cfg, checkpoint, allow_partial_checkpoint)
     return export_module(module, path, (batch, 3, *shape), opset, dynamo,
                          size_divisor)
 

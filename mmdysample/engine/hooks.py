@@ -44,3 +44,45 @@ class RNGStateHook(Hook):
         if cuda is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(cuda)
         self._pending = None
+
+
+@HOOKS.register_module()
+class CheckpointFitHook(Hook):
+    """Refuse, before any weight is loaded, a checkpoint that does not fit.
+
+    mmengine's ``Runner.load_checkpoint`` (the path of ``load_from``) reads
+    the file, calls ``after_load_checkpoint`` and only then loads it
+    non-strictly into the model; ``Runner.test`` does all this before the
+    first batch. This hook checks the checkpoint there with
+    :func:`~mmdysample.utils.checkpoint_fit.check_checkpoint_fit`, so the
+    file is read once and a checkpoint of another model stops the run
+    before anything is evaluated. ``tools/test.py`` adds it; training's
+    ``load_from`` keeps mmengine's lenient behaviour.
+
+    Args:
+        allow_partial (bool): Only warn when the checkpoint does not fit.
+            Defaults to False.
+        source (str, optional): The checkpoint's name in messages.
+            Defaults to None (``'checkpoint'``).
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self,
+                 allow_partial: bool = False,
+                 source: Optional[str] = None) -> None:
+        if not isinstance(allow_partial, bool):
+            raise TypeError(
+                f'allow_partial must be a bool, got {allow_partial!r}')
+        self.allow_partial = allow_partial
+        self.source = source
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        from mmengine.model import is_model_wrapper
+
+        from mmdysample.utils.checkpoint_fit import check_checkpoint_fit
+        model = runner.model
+        if is_model_wrapper(model):
+            model = model.module
+        check_checkpoint_fit(
+            model, checkpoint, self.allow_partial, source=self.source)

@@ -1069,17 +1069,24 @@ def randomize_offsets(layer: DySample,
 def build_model_from_config(config: Any,
                             checkpoint: Optional[str] = None,
                             cfg_options: Optional[dict] = None,
-                            device: str = 'cpu') -> Tuple[nn.Module, Any]:
+                            device: str = 'cpu',
+                            allow_partial_checkpoint: bool = False
+                            ) -> Tuple[nn.Module, Any]:
     """Build a model from a config for inference, with its weights.
 
     Args:
         config (str | mmengine.Config): Config file or object; its
             ``default_scope`` becomes the default scope.
-        checkpoint (str, optional): An mmengine checkpoint to load. Defaults
-            to None (the weights the model is built with).
+        checkpoint (str, optional): An mmengine checkpoint to load, after
+            checking that it fits the model (see
+            :mod:`mmdysample.utils.checkpoint_fit`). Defaults to None (the
+            weights the model is built with).
         cfg_options (dict, optional): Overrides merged into the config.
             Defaults to None.
         device (str): Device of the model. Defaults to ``'cpu'``.
+        allow_partial_checkpoint (bool): Load a checkpoint that leaves
+            weights missing or shaped otherwise, with warnings (the DySample
+            layers' offset weights are still required). Defaults to False.
 
     Returns:
         tuple[nn.Module, mmengine.Config]: The model in eval mode and the
@@ -1090,7 +1097,8 @@ def build_model_from_config(config: Any,
             no weights for one of them.
     """
     from mmengine.config import Config
-    from mmengine.runner import load_checkpoint
+
+    from mmdysample.utils.checkpoint_fit import load_checked_checkpoint
 
     if isinstance(config, str):
         cfg = Config.fromfile(config)
@@ -1101,7 +1109,8 @@ def build_model_from_config(config: Any,
     model = build_model(cfg)
     layers = find_upsamplers(model)
     if checkpoint is not None:
-        ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
+        ckpt = load_checked_checkpoint(model, checkpoint,
+                                       allow_partial_checkpoint)
         state = ckpt.get('state_dict', ckpt)
         keys = {k[len('module.'):] if k.startswith('module.') else k
                 for k in state}

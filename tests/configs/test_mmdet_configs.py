@@ -60,6 +60,8 @@ UPSAMPLER_PARAMS = {
     'DySample-S': 1040,
     'DySample-S+': 2064,
 }
+#: the dynamic scope conv's bias (``scope_bias=True``), 2 * 4 * 2**2
+SCOPE_BIAS_PARAMS = 32
 FPN_CHANNELS = 256
 TOP_DOWN_STAGES = 3  # mmdet's FPN on ResNet: 4 levels, 3 x2 upsamplings
 #: the paper's rows: every variant with R50, DySample+ with R101
@@ -87,6 +89,16 @@ def parse_name(path):
     match = NAME.fullmatch(path.stem)
     assert match, f'{path.name} does not follow the naming pattern'
     return match.groupdict()
+
+
+def expected_upsample_cfg(path):
+    """The neck's ``upsample_cfg``: the preset, and for the lpg4ds paper
+    configs the authors' released checkpoints' scope-bias layout."""
+    name = parse_name(path)
+    cfg = dict(type=VARIANTS[name['tag']])
+    if name['tag'] == 'lpg4ds' and name['setting'] == '1x_coco':
+        cfg['scope_bias'] = True
+    return cfg
 
 
 def stock_base(path):
@@ -150,7 +162,8 @@ def test_config_loads(path):
         imports=['mmdysample'], allow_failed_imports=False)
     assert cfg.default_scope == 'mmdet'
     assert cfg.model.neck.type == 'DySampleFPN'
-    assert cfg.model.neck.upsample_cfg == dict(type=VARIANTS[name['tag']])
+    assert cfg.model.neck.upsample_cfg == expected_upsample_cfg(path)
+    assert name['tag'] in VARIANTS
     # Three top-down stages: four backbone levels into the FPN.
     assert len(cfg.model.neck.in_channels) == TOP_DOWN_STAGES + 1
     assert cfg.model.neck.get('start_level', 0) == 0
@@ -176,7 +189,7 @@ def test_paper_config_keeps_stock_setting(path, load_stock):
     assert stock_neck['type'] == 'FPN'
     assert neck == {
         **stock_neck, 'type': 'DySampleFPN',
-        'upsample_cfg': dict(type=VARIANTS[parse_name(path)['tag']])
+        'upsample_cfg': expected_upsample_cfg(path)
     }
     # ... and custom_imports the only addition to the config.
     ours.pop('custom_imports')
@@ -265,8 +278,8 @@ def test_shrunk_model_trains_and_predicts(path):
         torch.manual_seed(0)
         model = MODELS.build(model_cfg)
         model.init_weights()
-    variant = cfg.model.neck.upsample_cfg['type']
-    reference = build_upsampler(variant, in_channels=SMALL)
+    reference = build_upsampler(
+        cfg.model.neck.upsample_cfg, in_channels=SMALL)
     upsamplers = model.neck.upsample_modules
     assert len(upsamplers) == TOP_DOWN_STAGES
     for upsampler in upsamplers:
@@ -360,10 +373,13 @@ def test_paper_config_param_delta(path):
         baseline = build_model(baseline_config(cfg))
         assert baseline.neck.upsample_modules is None  # nearest, as FPN
         _BASELINE_PARAMS[base] = count_params(baseline)
-    variant = cfg.model.neck.upsample_cfg['type']
+    upsample_cfg = cfg.model.neck.upsample_cfg
+    variant = upsample_cfg['type']
     per_upsampler = count_params(
-        build_upsampler(variant, in_channels=FPN_CHANNELS, scale_factor=2))
-    assert per_upsampler == UPSAMPLER_PARAMS[variant]
+        build_upsampler(
+            upsample_cfg, in_channels=FPN_CHANNELS, scale_factor=2))
+    assert per_upsampler == UPSAMPLER_PARAMS[variant] + (
+        SCOPE_BIAS_PARAMS if upsample_cfg.get('scope_bias') else 0)
     delta = count_params(model) - _BASELINE_PARAMS[base]
     assert delta == TOP_DOWN_STAGES * per_upsampler
 

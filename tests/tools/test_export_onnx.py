@@ -105,6 +105,8 @@ class TestCli:
         (['--layer', 'DySample', '--channels', '8', '--checkpoint', 'a.pth'],
          '--checkpoint'),
         (['--layer', 'DySample', '--config', FASTER_RCNN], 'not allowed'),
+        (['--config', FASTER_RCNN, '--allow-partial-checkpoint'],
+         '--allow-partial-checkpoint is for --checkpoint'),
     ])
     def test_argument_errors(self, argv, message, capsys, tmp_path):
         tool = load_tool()
@@ -130,6 +132,26 @@ class TestExportModel:
         with torch.no_grad():
             assert verify_onnx(path, {'input': x}, source(x)) < ATOL
             assert verify_onnx(path, {'input': x}, unloaded(x)) > 1e-2
+
+    def test_checkpoint_that_does_not_fit_is_refused(self, tmp_path,
+                                                     capsys):
+        torch.manual_seed(0)
+        state = build_export_model(FASTER_RCNN).model.state_dict()
+        del state['neck.upsample_modules.2.offset.bias']
+        ckpt = str(tmp_path / 'model.pth')
+        torch.save({'state_dict': state}, ckpt)
+        out = tmp_path / 'det.onnx'
+        argv = ['--config', FASTER_RCNN, '--checkpoint', ckpt, '--out',
+                str(out)]
+        tool = load_tool()
+        assert tool.main(argv) == 1
+        err = capsys.readouterr().err
+        assert 'does not fit the model' in err
+        assert 'neck.upsample_modules.2.offset.bias' in err
+        assert not out.exists()
+        # The flag loads what fits and exports.
+        assert tool.main(argv + ['--allow-partial-checkpoint']) == 0
+        assert out.exists()
 
     def test_size_must_be_a_multiple_of_the_stride(self, tmp_path):
         with pytest.raises(ValueError, match='size_divisor=32'):

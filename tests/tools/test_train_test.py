@@ -147,3 +147,117 @@ def test_dist_train_two_cpu_processes(data_root, tmp_path):
               PORT=str(free_port()))
     assert 'Distributed training: True' in log
     assert (work_dir / 'iter_2.pth').exists()
+
+
+# ---------------------------------------------------------------------------
+# tools/test.py refuses a checkpoint that does not fit (before evaluating)
+# ---------------------------------------------------------------------------
+
+
+def run_status(args):
+    """``(returncode, stdout + stderr)`` of a tool that may fail."""
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        args,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600)
+    return proc.returncode, proc.stdout
+
+
+@pytest.fixture(scope='module')
+def faster_rcnn_state():
+    from mmengine.config import Config
+
+    from mmdysample.utils.model import build_model
+    torch.manual_seed(0)
+    return build_model(Config.fromfile(FASTER_RCNN)).state_dict()
+
+
+def save_variant(state, path, change):
+    state = dict(state)
+    key = 'roi_head.bbox_head.fc_cls.weight'
+    if change == 'removed':
+        del state[key]
+    elif change == 'reshaped':
+        state[key] = state[key][:-1]
+    elif change == 'upsampler key':
+        key = 'neck.upsample_modules.0.scope.bias'
+        state[key] = torch.zeros(32)
+    elif change == 'unused key':
+        key = 'semantic_head.conv_logits.weight'
+        state[key] = torch.zeros(3)
+    torch.save({'state_dict': state, 'meta': {}}, path)
+    return key
+
+
+def evaluated(log):
+    """Whether the test loop ran: mmengine logs its iterations and metrics
+    (the config dump, also logged, names ``mIoU`` but none of these)."""
+    return any(mark in log
+               for mark in ('Epoch(test)', 'bbox_mAP_copypaste', 'aAcc:'))
+
+
+@pytest.mark.parametrize('change', ['removed', 'reshaped', 'upsampler key'])
+def test_test_refuses_checkpoint_that_does_not_fit(data_root, tmp_path,
+                                                   faster_rcnn_state, change):
+    ckpt = str(tmp_path / 'model.pth')
+    key = save_variant(faster_rcnn_state, ckpt, change)
+    code, log = run_status([
+        sys.executable, 'tools/test.py', FASTER_RCNN, ckpt, '--work-dir',
+        str(tmp_path / 'test'), *tiny_options(data_root, 2)
+    ])
+    assert code == 1, log[-3000:]
+    assert f'error: {ckpt} does not fit the model' in log
+    assert key in log and '--allow-partial-checkpoint' in log
+    if change == 'reshaped':
+        assert f'{key} (checkpoint [4, 256], model [5, 256])' in log
+    assert 'Traceback' not in log
+    assert not evaluated(log), log[-3000:]
+    assert not glob.glob(str(tmp_path / 'test' / '*' / '*.json'))
+
+
+def test_test_warns_on_unused_key_and_evaluates(data_root, tmp_path,
+                                                faster_rcnn_state):
+    ckpt = str(tmp_path / 'model.pth')
+    key = save_variant(faster_rcnn_state, ckpt, 'unused key')
+    log = run([
+        sys.executable, 'tools/test.py', FASTER_RCNN, ckpt, '--work-dir',
+        str(tmp_path / 'test'), *tiny_options(data_root, 2)
+    ])
+    assert 'checkpoint key(s) the model does not use' in log
+    assert key in log
+    assert 'bbox_mAP_copypaste' in log
+
+
+def test_test_allow_partial_checkpoint(data_root, tmp_path,
+                                       faster_rcnn_state):
+    ckpt = str(tmp_path / 'model.pth')
+    key = save_variant(faster_rcnn_state, ckpt, 'removed')
+    log = run([
+        sys.executable, 'tools/test.py', FASTER_RCNN, ckpt, '--work-dir',
+        str(tmp_path / 'test'), '--allow-partial-checkpoint',
+        *tiny_options(data_root, 2)
+    ])
+    assert 'does not match the model exactly' in log
+    assert f'missing from the checkpoint: {key}' in log
+    assert 'bbox_mAP_copypaste' in log
+
+
+def test_segformer_refuses_a_faster_rcnn_checkpoint(data_root, tmp_path,
+                                                    faster_rcnn_state):
+    """The issue's example: this evaluated to "mIoU: 7.05" before."""
+    ckpt = str(tmp_path / 'faster_rcnn.pth')
+    save_variant(faster_rcnn_state, ckpt, None)
+    code, log = run_status([
+        sys.executable, 'tools/test.py', SEGFORMER, ckpt, '--work-dir',
+        str(tmp_path / 'test'), *tiny_seg_options(data_root, 2)
+    ])
+    assert code == 1, log[-3000:]
+    assert 'does not fit the model' in log
+    assert 'model weight(s) missing from the checkpoint: backbone.' in log
+    assert 'upsampler weight(s) the model has no place for: neck.' in log
+    assert not evaluated(log), log[-3000:]

@@ -109,6 +109,22 @@ def test_detector_with_checkpoint(image, tmp_path):
     assert offset_rms(proc.stdout) == pytest.approx(0.25 * 2**0.5, abs=1e-3)
 
 
+def test_checkpoint_that_does_not_fit_is_refused(image, tmp_path):
+    from mmdet.registry import MODELS
+    state = MODELS.build(Config.fromfile(FASTER_RCNN).model).state_dict()
+    state['neck.lateral_convs.0.conv.weight'] = torch.zeros(1)
+    ckpt = tmp_path / 'model.pth'
+    torch.save({'state_dict': state}, ckpt)
+    out = tmp_path / 'x.png'
+    proc = run(image, '--config', FASTER_RCNN, '--checkpoint', ckpt, '--out',
+               out, expect_ok=False)
+    assert proc.returncode != 0
+    assert 'does not fit the model' in proc.stderr
+    assert 'neck.lateral_convs.0.conv.weight (checkpoint [1]' in proc.stderr
+    assert 'Traceback' not in proc.stderr
+    assert not out.exists()
+
+
 def test_model_without_dysample(image, tmp_path):
     # The stock FPN (an upsample_cfg without a type is F.interpolate's); the
     # error reaches the user as a message, not a traceback.

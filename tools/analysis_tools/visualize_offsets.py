@@ -31,6 +31,7 @@ warnings.filterwarnings('ignore', 'pkg_resources is deprecated',
                         UserWarning)
 import mmdysample  # noqa: E402,F401 (registers the upsamplers)
 from mmdysample import DySample, build_upsampler  # noqa: E402
+from mmdysample.utils.checkpoint_fit import ALLOW_PARTIAL_FLAG  # noqa: E402
 from mmdysample.visualization import (  # noqa: E402
     build_model_from_config, choose_stage, collect_upsampler_inputs,
     find_upsamplers, image_feature, prepare_image, randomize_offsets,
@@ -48,6 +49,11 @@ def parse_args(argv=None):
         help='a bare upsampler by registered name (e.g. DySample, '
         'DySample-S+) with random weights')
     parser.add_argument('--checkpoint', help='checkpoint for --config')
+    parser.add_argument(
+        ALLOW_PARTIAL_FLAG,
+        action='store_true',
+        help='draw even when --checkpoint leaves model weights missing or '
+        'shaped otherwise (logged as warnings)')
     parser.add_argument(
         '--channels', type=int, help='in_channels of the --layer')
     parser.add_argument(
@@ -102,6 +108,8 @@ def parse_args(argv=None):
         parser.error('--channels only applies to --layer')
     if args.checkpoint is not None and args.config is None:
         parser.error('--checkpoint needs --config')
+    if args.allow_partial_checkpoint and args.checkpoint is None:
+        parser.error(f'{ALLOW_PARTIAL_FLAG} needs --checkpoint')
     return args
 
 
@@ -128,7 +136,8 @@ def from_layer(args):
 def from_model(args):
     """The chosen DySample layer of a model and its captured input."""
     model, cfg = build_model_from_config(args.config, args.checkpoint,
-                                         args.cfg_options, args.device)
+                                         args.cfg_options, args.device,
+                                         args.allow_partial_checkpoint)
     layers = find_upsamplers(model)
     sample = prepare_image(model, cfg, args.img)
     feats = collect_upsampler_inputs(model, sample.inputs,

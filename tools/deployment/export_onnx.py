@@ -26,6 +26,8 @@ warnings.filterwarnings('ignore', 'pkg_resources is deprecated',
 import mmdysample  # noqa: E402,F401 (registers the upsamplers)
 from mmdysample.deployment import onnx as deploy  # noqa: E402
 from mmdysample.models import build_upsampler  # noqa: E402
+from mmdysample.utils.checkpoint_fit import (  # noqa: E402
+    ALLOW_PARTIAL_FLAG, CheckpointMismatchError)
 
 #: Total stride a model's input size must be a multiple of.
 MODEL_SIZE_DIVISOR = 32
@@ -44,6 +46,11 @@ def parse_args(argv=None):
     parser.add_argument(
         '--scale-factor', type=int, default=2, help='ratio of --layer')
     parser.add_argument('--checkpoint', help='weights for --config')
+    parser.add_argument(
+        ALLOW_PARTIAL_FLAG,
+        action='store_true',
+        help='export even when --checkpoint leaves model weights missing or '
+        'shaped otherwise (logged as warnings)')
     parser.add_argument('--out', required=True, help='the .onnx file')
     parser.add_argument(
         '--shape',
@@ -73,6 +80,8 @@ def parse_args(argv=None):
         parser.error('--channels is for --layer')
     if args.checkpoint is not None and args.config is None:
         parser.error('--checkpoint is for --config')
+    if args.allow_partial_checkpoint and args.checkpoint is None:
+        parser.error(f'{ALLOW_PARTIAL_FLAG} is for --checkpoint')
     return args
 
 
@@ -84,7 +93,12 @@ def main(argv=None):
         shape = (args.batch, args.channels, *args.shape)
         size_divisor, what = 1, f'{args.layer} layer'
     else:
-        module = deploy.build_export_model(args.config, args.checkpoint)
+        try:
+            module = deploy.build_export_model(args.config, args.checkpoint,
+                                               args.allow_partial_checkpoint)
+        except CheckpointMismatchError as err:
+            print(f'error: {err}', file=sys.stderr)
+            return 1
         shape = (args.batch, 3, *args.shape)
         size_divisor = MODEL_SIZE_DIVISOR
         what = f'{args.config}: {module.exported_part}'

@@ -86,11 +86,18 @@ class DySample(nn.Module):
         hard_scope (bool): Bound the offsets to ``scope_factor`` with
             ``tanh`` (the hard constraint of the paper's Remark, which it
             found to work worse). Defaults to False.
+        scope_bias (bool): Give the dynamic scope convolution a bias (only
+            with ``dyscope``). The authors' detection code, which trained
+            their released checkpoints, has one; their later standalone
+            layer has none. A state dict whose ``scope.bias`` presence
+            differs from the layer's is refused, strict or not: dropping or
+            zero-filling the bias would compute another function.
+            Defaults to False.
 
     Attributes:
         offset (nn.Conv2d): The offset projection.
         scope (nn.Conv2d): The dynamic scope projection (only with
-            ``dyscope``; no bias, as in the authors' code).
+            ``dyscope``; a bias only with ``scope_bias``).
         init_pos (Tensor): Buffer of initial positions,
             ``(1, 2 * g * s**2, 1, 1)``.
 
@@ -112,7 +119,8 @@ class DySample(nn.Module):
                  dyscope: bool = False,
                  scope_factor: float = 0.25,
                  init_mode: str = 'bilinear',
-                 hard_scope: bool = False) -> None:
+                 hard_scope: bool = False,
+                 scope_bias: bool = False) -> None:
         super().__init__()
         in_channels = _check_int('in_channels', in_channels, 1)
         scale_factor = _check_int('scale_factor', scale_factor, 1)
@@ -126,9 +134,14 @@ class DySample(nn.Module):
                 scope_factor, numbers.Real) or not scope_factor > 0:
             raise ValueError('scope_factor must be a positive number, '
                              f'got {scope_factor!r}')
-        for name, flag in (('dyscope', dyscope), ('hard_scope', hard_scope)):
+        for name, flag in (('dyscope', dyscope), ('hard_scope', hard_scope),
+                           ('scope_bias', scope_bias)):
             if not isinstance(flag, bool):
                 raise TypeError(f'{name} must be a bool, got {flag!r}')
+        if scope_bias and not dyscope:
+            raise ValueError('scope_bias=True needs dyscope=True (the bias '
+                             'belongs to the dynamic scope convolution), '
+                             'got dyscope=False')
         if in_channels % groups != 0:
             raise ValueError(f'in_channels ({in_channels}) must be divisible '
                              f'by groups ({groups})')
@@ -145,6 +158,7 @@ class DySample(nn.Module):
         self.scope_factor = float(scope_factor)
         self.init_mode = init_mode
         self.hard_scope = hard_scope
+        self.scope_bias = scope_bias
 
         if style == 'pl':
             proj_in = in_channels // scale_factor**2
@@ -154,7 +168,7 @@ class DySample(nn.Module):
             proj_out = 2 * groups * scale_factor**2
         self.offset = nn.Conv2d(proj_in, proj_out, 1)
         if dyscope:
-            self.scope = nn.Conv2d(proj_in, proj_out, 1, bias=False)
+            self.scope = nn.Conv2d(proj_in, proj_out, 1, bias=scope_bias)
         self.register_buffer(
             'init_pos',
             initial_positions(scale_factor, groups, init_mode,
@@ -164,14 +178,40 @@ class DySample(nn.Module):
     def init_weights(self) -> None:
         """Offsets start near zero, the dynamic scope at 0.5 * max.
 
-        Offset weights ~ N(0, 0.001) with zero bias and scope weights 0, as in
-        the authors' code. A parent's ``init_weights`` calls this after its
-        own ``init_cfg`` (e.g. Xavier on every ``Conv2d``), which restores it.
+        Offset weights ~ N(0, 0.001) with zero bias and scope weights (and
+        bias) 0, as in the authors' code. A parent's ``init_weights`` calls
+        this after its own ``init_cfg`` (e.g. Xavier on every ``Conv2d``),
+        which restores it.
         """
         nn.init.normal_(self.offset.weight, mean=0.0, std=0.001)
         nn.init.zeros_(self.offset.bias)
         if self.dyscope:
             nn.init.zeros_(self.scope.weight)
+            if self.scope_bias:
+                nn.init.zeros_(self.scope.bias)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args) -> None:
+        """Refuse a scope layout other than the layer's, strict or not.
+
+        Any loader (``load_state_dict``, mmengine's ``load_checkpoint``) calls
+        this before loading the ``offset`` / ``scope`` convolutions, with
+        ``state_dict`` holding this layer's keys under ``prefix``. A state
+        dict without this layer's scope weights is left to the loader (its
+        missing keys are reported as usual).
+        """
+        weight, bias = prefix + 'scope.weight', prefix + 'scope.bias'
+        if weight in state_dict and not self.dyscope:
+            raise ValueError(
+                f'state dict has {weight} (a dynamic scope) but the layer '
+                'was built with dyscope=False; build it with dyscope=True')
+        if weight in state_dict and (bias in state_dict) != self.scope_bias:
+            has = 'has' if bias in state_dict else 'has no'
+            raise ValueError(
+                f'state dict {has} {bias} but the layer was built with '
+                f'scope_bias={self.scope_bias}; build it with '
+                f'scope_bias={not self.scope_bias} to load it (dropping or '
+                'zero-filling the bias would compute another function)')
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def _check_input(self, x: Tensor) -> None:
         if not isinstance(x, Tensor):
@@ -278,6 +318,8 @@ class DySample(nn.Module):
             args.append(f'init_mode={self.init_mode!r}')
         if self.hard_scope:
             args.append('hard_scope=True')
+        if self.scope_bias:
+            args.append('scope_bias=True')
         return ', '.join(args)
 
 

@@ -436,3 +436,121 @@ class TestInitAndState:
                             preset['dyscope']),
             rtol=1e-5,
             atol=1e-5)
+
+
+class TestScopeBias:
+    """``scope_bias=True``: the layout of the authors' detection code."""
+
+    DYSCOPE = [name for name in PRESETS if DYSAMPLE_PRESETS[name]['dyscope']]
+    #: the scope conv's bias adds its output channels (2 g s**2 or 2 g)
+    PARAMS_C256_S2 = {'DySample+': 16416 + 32, 'DySample-S+': 2064 + 16}
+
+    @pytest.mark.parametrize('name', DYSCOPE)
+    def test_parameter_counts(self, name):
+        layer = build(name, in_channels=256, scale_factor=2, scope_bias=True)
+        assert layer.scope.bias is not None
+        assert sum(p.numel()
+                   for p in layer.parameters()) == self.PARAMS_C256_S2[name]
+        # The default is the standalone layer's, without the bias.
+        assert build(name, in_channels=256).scope.bias is None
+
+    @pytest.mark.parametrize('name', DYSCOPE)
+    def test_state_dict_keys_and_repr(self, name):
+        layer = build(name, scope_bias=True)
+        assert set(layer.state_dict()) == {
+            'offset.weight', 'offset.bias', 'init_pos', 'scope.weight',
+            'scope.bias'
+        }
+        assert 'scope_bias=True' in repr(layer)
+        assert 'scope_bias' not in repr(build(name))
+
+    @pytest.mark.parametrize('kwargs,exc,match', [
+        (dict(scope_bias='yes', dyscope=True), TypeError, 'scope_bias'),
+        (dict(scope_bias=1, dyscope=True), TypeError, 'scope_bias'),
+        (dict(scope_bias=True), ValueError, 'scope_bias=True.*dyscope'),
+        (dict(scope_bias=True, dyscope=False), ValueError, 'dyscope=False'),
+    ])
+    def test_bad_arguments(self, kwargs, exc, match):
+        with pytest.raises(exc, match=match):
+            DySample(16, **kwargs)
+
+    @pytest.mark.parametrize('name', DYSCOPE)
+    def test_init_is_zero_after_parent_xavier(self, name):
+        parent = BaseModule(
+            init_cfg=dict(type='Xavier', layer='Conv2d', bias=0.5))
+        parent.up = build(name, in_channels=64, scope_bias=True)
+        parent.init_weights()
+        assert torch.all(parent.up.scope.bias == 0)
+        assert torch.all(parent.up.scope.weight == 0)
+
+    @pytest.mark.parametrize('name', DYSCOPE)
+    def test_every_parameter_gets_a_gradient(self, name):
+        layer = build(name, in_channels=32, scope_bias=True)
+        layer(torch.randn(2, 32, 6, 5)).square().sum().backward()
+        for pname, p in layer.named_parameters():
+            assert p.grad is not None and p.grad.abs().sum() > 0, pname
+
+    @pytest.mark.parametrize('name,scale',
+                             list(itertools.product(DYSCOPE, [2, 3])))
+    def test_matches_authors_detection_forward(self, name, scale):
+        """The fork's layer: the scope conv's bias enters the sigmoid."""
+        c = fit_channels(name, scale, 16)
+        layer = randomize(
+            build(name, c, scale, scope_bias=True), std=0.3).double()
+        weights = dict(layer.state_dict())
+        assert weights['scope.bias'].abs().min() > 0
+        x = torch.randn(2, c, 5, 3, dtype=torch.float64)
+        expected = authors_forward(x, weights, scale, layer.style,
+                                   layer.groups, True)
+        torch.testing.assert_close(layer(x), expected, rtol=1e-6, atol=1e-6)
+        # The bias matters: without it the function differs.
+        without = {k: v for k, v in weights.items() if k != 'scope.bias'}
+        assert not torch.allclose(
+            authors_forward(x, without, scale, layer.style, layer.groups,
+                            True), expected)
+
+    @staticmethod
+    def _load(loader, layer, state, strict):
+        if loader == 'torch':
+            return layer.load_state_dict(state, strict=strict)
+        from mmengine.runner.checkpoint import load_state_dict
+        return load_state_dict(layer, state, strict=strict, logger='silent')
+
+    @pytest.mark.parametrize('loader', ['torch', 'mmengine'])
+    @pytest.mark.parametrize('strict', [True, False])
+    @pytest.mark.parametrize('source_bias', [True, False])
+    def test_load_refuses_other_layout(self, loader, strict, source_bias):
+        source = build('DySample+', scope_bias=source_bias)
+        target = build('DySample+', scope_bias=not source_bias)
+        before = {k: v.clone() for k, v in target.state_dict().items()}
+        with pytest.raises(ValueError) as err:
+            self._load(loader, target, source.state_dict(), strict)
+        message = str(err.value)
+        assert 'scope.bias' in message
+        assert f'scope_bias={not source_bias}' in message
+        assert f'scope_bias={source_bias}' in message  # the fix
+        # Refused before anything was copied.
+        for key, value in target.state_dict().items():
+            assert torch.equal(value, before[key]), key
+
+    @pytest.mark.parametrize('loader', ['torch', 'mmengine'])
+    @pytest.mark.parametrize('strict', [True, False])
+    def test_load_same_layout_under_a_prefix(self, loader, strict):
+        source = nn.Sequential(
+            randomize(build('DySample+', scope_bias=True)))
+        target = nn.Sequential(build('DySample+', scope_bias=True))
+        self._load(loader, target, source.state_dict(), strict)
+        for key, value in source.state_dict().items():
+            assert torch.equal(target.state_dict()[key], value), key
+
+    @pytest.mark.parametrize('strict', [True, False])
+    def test_load_refuses_scope_into_static_layer(self, strict):
+        source = build('DySample+').state_dict()
+        with pytest.raises(ValueError, match='dyscope=False'):
+            build('DySample').load_state_dict(source, strict=strict)
+
+    def test_state_dict_without_the_layer_is_left_to_the_loader(self):
+        """A partial state dict (e.g. a backbone) reports missing keys."""
+        layer = build('DySample+', scope_bias=True)
+        result = layer.load_state_dict({}, strict=False)
+        assert 'scope.bias' in result.missing_keys
