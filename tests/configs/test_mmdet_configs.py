@@ -443,10 +443,11 @@ def test_metafile(folder):
         assert config.is_file(), model['Config']
         assert config.parent == config_dir and config.stem == model['Name']
         assert model['In Collection'] in collections
-        variant = VARIANTS[parse_name(config)['tag']]
+        upsample_cfg = expected_upsample_cfg(config)
         metadata = model['Metadata']
-        assert metadata['Parameters vs nearest'] == (
-            TOP_DOWN_STAGES * UPSAMPLER_PARAMS[variant])
+        assert metadata['Parameters vs nearest'] == TOP_DOWN_STAGES * (
+            UPSAMPLER_PARAMS[upsample_cfg['type']] +
+            (SCOPE_BIAS_PARAMS if upsample_cfg.get('scope_bias') else 0))
         assert metadata['Results Source'].startswith('paper')
         results = {r['Task']: r for r in model['Results']}
         assert len(results) == len(model['Results'])
