@@ -168,7 +168,8 @@ def test_nearest_baseline_is_mmseg_stock_maskformer():
 def test_synthetic_config_builds_trains_and_predicts():
     cfg = load(SYNTHETIC)
     assert cfg.train_dataloader.dataset.data_root == 'data/synthetic/ade/'
-    assert cfg.val_evaluator.type == 'IoUMetric'
+    assert [m.type for m in cfg.val_evaluator] == [
+        'IoUMetric', 'BoundaryIoUMetric']
     head = cfg.model.decode_head
     assert head.pixel_decoder.upsample_cfg == dict(type='DySample-S+')
     assert cfg.model.backbone.depth == 18

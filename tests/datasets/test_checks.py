@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 from mmengine.config import Config
-from mmengine.registry import DATASETS, init_default_scope
+from mmengine.registry import DATASETS, DefaultScope
 
 from mmdysample.datasets import (CheckedDataset, CheckSegLabels,
                                  generate_synthetic_dataset)
@@ -52,8 +52,10 @@ def data(pristine, tmp_path):
 
 def build(dataset_cfg, scope):
     pytest.importorskip(scope)
-    init_default_scope(scope)
-    return DATASETS.build(dataset_cfg)
+    # a scope only for this build: a global default scope would leak into
+    # every later test of the session
+    with DefaultScope.overwrite_default_scope(scope):
+        return DATASETS.build(dataset_cfg)
 
 
 def coco_cfg(data, base=COCO_BASE, split='train'):
@@ -268,8 +270,8 @@ def test_bad_arguments_name_themselves():
 
 def test_unknown_dataset_type_keeps_the_registry_error():
     pytest.importorskip('mmdet')
-    init_default_scope('mmdet')
-    with pytest.raises(KeyError, match='NoSuchDataset is not in'):
+    with DefaultScope.overwrite_default_scope('mmdet'), pytest.raises(
+            KeyError, match='NoSuchDataset is not in'):
         CheckedDataset(dataset_type='NoSuchDataset')
 
 

@@ -6,6 +6,7 @@ global state (scopes, message hub, visualizer) never leaks between tests.
 """
 import glob
 import json
+import os
 import os.path as osp
 import subprocess
 import sys
