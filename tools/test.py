@@ -104,13 +104,15 @@ def build_test_runner(args):
 
 def main(argv=None):
     args = parse_args(argv)
+    finished = False
     try:
         build_test_runner(args).test()
+        finished = True
     except CheckpointMismatchError as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     finally:
-        release_distributed()
+        release_distributed(finished)
     return 0
 
 

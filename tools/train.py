@@ -79,10 +79,12 @@ def main(argv=None):
         cfg.resume = True
         cfg.load_from = args.resume
 
+    finished = False
     try:
         build_runner(cfg).train()
+        finished = True
     finally:
-        release_distributed()
+        release_distributed(finished)
 
 
 if __name__ == '__main__':

@@ -132,7 +132,7 @@ def _prepare_cpu_distributed(cfg: Config) -> None:
     cfg.model_wrapper_cfg = wrapper
 
 
-def release_distributed() -> None:
+def release_distributed(finished: bool = False) -> None:
     """Destroy the default process group, if any, before the interpreter
     exits.
 
@@ -140,8 +140,18 @@ def release_distributed() -> None:
     while still joinable, and the process aborts with "terminate called
     without an active exception" after a successful run. mmengine does not
     destroy the group it creates, so the tools do.
+
+    Args:
+        finished (bool): The run ended normally on this rank. Then every
+            rank meets at a barrier first, so none tears the group down
+            while a peer is still inside a collective (that, too, left
+            threads that aborted the peer at exit). After an error there is
+            no barrier: a peer may be gone, and gloo would wait for it.
+            Defaults to False.
     """
     if dist.is_available() and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 
