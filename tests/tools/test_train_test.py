@@ -6,7 +6,6 @@ global state (scopes, message hub, visualizer) never leaks between tests.
 """
 import glob
 import json
-import os
 import os.path as osp
 import subprocess
 import sys
@@ -14,8 +13,9 @@ import sys
 import pytest
 import torch
 from train_helpers import (FASTER_RCNN, MASKFORMER, REPO, SEGFORMER,
-                           assert_same_weights, free_port, run, tiny_options,
-                           tiny_seg_options, tool_env, train, weights)
+                           assert_same_weights, free_port, run, run_status,
+                           tiny_options, tiny_seg_options, tool_env, train,
+                           weights)
 
 from mmdysample.datasets import generate_synthetic_dataset
 
@@ -153,20 +153,6 @@ def test_dist_train_two_cpu_processes(data_root, tmp_path):
 # ---------------------------------------------------------------------------
 # tools/test.py refuses a checkpoint that does not fit (before evaluating)
 # ---------------------------------------------------------------------------
-
-
-def run_status(args):
-    """``(returncode, stdout + stderr)`` of a tool that may fail."""
-    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
-    proc = subprocess.run(
-        args,
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=600)
-    return proc.returncode, proc.stdout
 
 
 @pytest.fixture(scope='module')

@@ -72,7 +72,8 @@ def tool_env(**env):
     return dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS='1', **env)
 
 
-def run(args, **env):
+def run_status(args, **env):
+    """``(returncode, stdout + stderr)`` of a tool that may fail."""
     proc = subprocess.run(
         args,
         cwd=REPO,
@@ -81,8 +82,14 @@ def run(args, **env):
         stderr=subprocess.STDOUT,
         text=True,
         timeout=600)
-    assert proc.returncode == 0, proc.stdout[-4000:]
-    return proc.stdout
+    return proc.returncode, proc.stdout
+
+
+def run(args, **env):
+    """stdout + stderr of a tool that must succeed."""
+    code, log = run_status(args, **env)
+    assert code == 0, log[-4000:]
+    return log
 
 
 def train(config, work_dir, options, *extra, env=None):
