@@ -104,7 +104,7 @@ if __name__ == '__main__':
         packages=find_packages(
             exclude=('configs', 'tools', 'tests', 'docs')) + [CSRC],
         include_package_data=True,
-        package_data={CSRC: ['*.cpp']},
+        package_data={CSRC: ['*.cpp', '*.h']},
         python_requires='>=3.8',
         license='Apache-2.0',
         license_files=['LICENSE'],

@@ -41,7 +41,7 @@ def test_sampler_names_follow_the_switches(monkeypatch):
 def test_fused_kernels_off_switches_and_restores(monkeypatch):
     monkeypatch.setenv('MMDYSAMPLE_FAST_CPU', '1')
     monkeypatch.delenv('MMDYSAMPLE_FAST_CUDA', raising=False)
-    for name in ('dysample_sample_cpu', 'scoped_sample_cpu'):
+    for name in ('dysample_sample_cpu', 'fused_sample_cpu'):
         monkeypatch.setattr(fast_cpu, name,
                             lambda *a: pytest.fail('a fused kernel ran'))
     layer = DySample(8, groups=2)

@@ -141,6 +141,10 @@ def test_wheel_carries_mim_files_and_license(wheel):
                  'mmdysample/.mim/tools/test.py',
                  'mmdysample/models/upsamplers/csrc/dysample_cpu.cpp'):
         assert name in names, name
+    from mmdysample.models.upsamplers import fast_cpu
+    for header in fast_cpu._HEADERS:  # what the kernel includes
+        name = f'mmdysample/models/upsamplers/csrc/{header}'
+        assert name in names, name
     assert any(n.endswith('.dist-info/licenses/LICENSE') for n in names)
 
 

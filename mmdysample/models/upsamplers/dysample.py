@@ -287,8 +287,8 @@ class DySample(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Upsample ``x`` of shape ``(N, C, H, W)`` to ``(N, C, sH, sW)``.
 
-        On the CPU the fused kernel also applies the scope (see
-        :func:`.fast_cpu.scoped_sample_cpu`); elsewhere the offsets of
+        On the CPU the fused kernel runs the whole layer (see
+        :func:`.fast_cpu.fused_sample_cpu`); elsewhere the offsets of
         :meth:`sampling_offsets` go to :func:`.sampling.dysample_sample`.
         """
         self._check_input(x)
@@ -296,14 +296,13 @@ class DySample(nn.Module):
             return dysample_sample(x, self.sampling_offsets(x),
                                    self.scale_factor, self.groups)
         dtype = coordinate_dtype(x.dtype)
-        raw = self._raw_offsets(x).to(dtype)
-        if self.dyscope:
-            # Logits to scope factors in place: torch's vectorised sigmoid,
-            # and the kernel reads offsets and factors from one tensor.
-            raw[:, raw.shape[1] // 2:].sigmoid_()
-        out = fast_cpu.scoped_sample_cpu(x.to(dtype), raw, self.scale_factor,
-                                         self.groups, self.init_pos,
-                                         self.scope_factor, self.dyscope)
+        weight, bias = stacked_weights(self.offset,
+                                       self.scope if self.dyscope else None)
+        out = fast_cpu.fused_sample_cpu(
+            x.to(dtype), weight.to(dtype),
+            bias.to(dtype) if bias is not None else None, self.style,
+            self.scale_factor, self.groups, self.init_pos, self.scope_factor,
+            self.dyscope)
         return out.to(x.dtype)
 
     def extra_repr(self) -> str:

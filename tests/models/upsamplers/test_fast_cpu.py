@@ -84,13 +84,13 @@ def test_float32_paper_shape_within_1e5_relative():
 @pytest.mark.parametrize('name', list(DYSAMPLE_PRESETS))
 def test_layer_uses_kernel_and_matches(name, monkeypatch):
     c = 72  # suits every preset at s=2 and s=3
-    real = fast_cpu.scoped_sample_cpu
+    real = fast_cpu.fused_sample_cpu
     for scale in (2, 3):
         layer = DySample(c, scale, **DYSAMPLE_PRESETS[name])
         torch.nn.init.normal_(layer.offset.weight, std=0.3)
         x = torch.randn(2, c, 6, 5)
         calls = []
-        monkeypatch.setattr(fast_cpu, 'scoped_sample_cpu',
+        monkeypatch.setattr(fast_cpu, 'fused_sample_cpu',
                             lambda *a: calls.append(1) or real(*a))
         out = layer(x)
         assert calls, 'the layer did not take the fused kernel'
@@ -116,7 +116,7 @@ def test_layouts_and_half_precision():
 
 def test_switched_off_by_environment(monkeypatch):
     monkeypatch.setenv('MMDYSAMPLE_FAST_CPU', '0')
-    for name in ('dysample_sample_cpu', 'scoped_sample_cpu'):
+    for name in ('dysample_sample_cpu', 'fused_sample_cpu'):
         monkeypatch.setattr(
             fast_cpu, name,
             lambda *a: pytest.fail('kernel used although switched off'))
@@ -148,7 +148,7 @@ def test_falls_back_when_the_build_fails(monkeypatch):
 
 
 def test_tracing_takes_the_reference_path(monkeypatch):
-    for name in ('dysample_sample_cpu', 'scoped_sample_cpu'):
+    for name in ('dysample_sample_cpu', 'fused_sample_cpu'):
         monkeypatch.setattr(
             fast_cpu, name,
             lambda *a: pytest.fail('kernel used while tracing'))
@@ -194,4 +194,32 @@ def test_cached_build_is_a_build_newer_than_the_source(
     assert fast_cpu._cached_build() is None
     source_time = os.path.getmtime(fast_cpu._SOURCE)
     os.utime(built, (source_time - 60, source_time - 60))
+    assert fast_cpu._cached_build() == folder
+
+
+def test_headers_count_for_a_rebuild(monkeypatch, tmp_path):
+    """torch rebuilds when a source or a flag changes, not a header: the
+    headers' digest is a flag, and a newer header means a new build."""
+    import os
+    import shutil
+    csrc = tmp_path / 'csrc'
+    shutil.copytree(fast_cpu._CSRC, csrc)
+    monkeypatch.setattr(fast_cpu, '_CSRC', str(csrc))
+    monkeypatch.setattr(fast_cpu, '_SOURCE', str(csrc / 'dysample_cpu.cpp'))
+    included = {
+        line.split('"')[1]
+        for line in open(fast_cpu._SOURCE) if line.startswith('#include "')
+    }
+    assert included == set(fast_cpu._HEADERS)
+    digest = fast_cpu._digest()
+    header = csrc / fast_cpu._HEADERS[0]
+    header.write_text(header.read_text() + '\n// changed\n')
+    assert fast_cpu._digest() != digest
+    monkeypatch.setenv('TORCH_EXTENSIONS_DIR', str(tmp_path / 'ext'))
+    folder = fast_cpu._cached_build()
+    built = os.path.join(folder, 'mmdysample_dysample_cpu.so')
+    open(built, 'w').close()
+    assert fast_cpu._cached_build() is None
+    header_time = os.path.getmtime(header)
+    os.utime(built, (header_time - 60, header_time - 60))
     assert fast_cpu._cached_build() == folder

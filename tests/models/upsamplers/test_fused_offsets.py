@@ -1,6 +1,7 @@
 # Copyright (c) mmdysample contributors. All rights reserved.
 """The fused offset projection and the scoped CPU kernel, each against the
 paper's formulation (``sampling_offsets_reference``, grid_sample)."""
+import copy
 import itertools
 import math
 
@@ -113,13 +114,13 @@ def test_layer_forward_and_gradients_match_reference(name, scale,
                                                      monkeypatch):
     layer = layer_for(name, scale, scope_bias)
     calls = []
-    real = fast_cpu.scoped_sample_cpu
-    monkeypatch.setattr(fast_cpu, 'scoped_sample_cpu',
+    real = fast_cpu.fused_sample_cpu
+    monkeypatch.setattr(fast_cpu, 'fused_sample_cpu',
                         lambda *a: calls.append(1) or real(*a))
     x = torch.randn(2, layer.in_channels, 5, 4, dtype=torch.float64,
                     requires_grad=True)
     out = layer(x)
-    assert calls, 'the layer did not take the scoped kernel'
+    assert calls, 'the layer did not take the fused kernel'
     ref = reference_forward(layer, x)
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
     grad = torch.randn_like(ref)
@@ -155,42 +156,141 @@ def test_float32_within_1e6_of_the_unfused_kernel(name, seed):
         assert (a - b).abs().max() <= 1e-6 * b.abs().max()
 
 
-@needs_kernel
-@pytest.mark.parametrize('dyscope', [False, True])
-def test_scoped_kernel_against_torch_scope(dyscope):
-    """The kernel's own scope arithmetic, against eq. 4 / 5 in torch."""
-    s, g = 2, 2
-    k = 2 * g * s * s
-    gen = torch.Generator().manual_seed(3)
-    x = torch.randn(2, 4, 3, 5, dtype=torch.float64, generator=gen)
-    raw = torch.randn(2, 2 * k if dyscope else k, 3, 5, dtype=torch.float64,
-                      generator=gen) * 4
-    init = torch.randn(1, k, 1, 1, dtype=torch.float64, generator=gen)
-    x.requires_grad_()
-    raw.requires_grad_()
-    factors = raw
-    if dyscope:  # the kernel takes sigmoid(logits), the scope factors
-        factors = torch.cat([raw[:, :k], raw[:, k:].sigmoid()], 1)
-    out = fast_cpu.scoped_sample_cpu(x, factors, s, g, init, 0.3, dyscope)
-    off = offsets.scope_offsets(raw, 0.3, dyscope, False, init)
-    ref = dysample_sample_reference(x, off, s, g)
-    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
-    grad = torch.randn_like(ref)
-    for a, b in zip(torch.autograd.grad(out, (x, raw), grad),
-                    torch.autograd.grad(ref, (x, raw), grad)):
-        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+def fused_inputs(style, s, g, dyscope, bias, w, dtype=torch.float64,
+                 seed=3, n=2):
+    """Features, a stacked projection and initial positions for the fused
+    kernel, with offsets of a few pixels (points leave the map)."""
+    gen = torch.Generator().manual_seed(seed)
+    c = 2 * s * s * (4 if style == 'pl' else 1)
+    cin, p = (c, 2 * g * s * s) if style == 'lp' else (c // (s * s), 2 * g)
+    p *= 2 if dyscope else 1
+    x = torch.randn(n, c, 3, w, dtype=dtype, generator=gen)
+    weight = torch.randn(p, cin, 1, 1, dtype=dtype, generator=gen) * 2
+    b = torch.randn(p, dtype=dtype, generator=gen) if bias else None
+    init = torch.randn(2 * g * s * s, dtype=dtype, generator=gen) * 0.3
+    return x, weight, b, init
+
+
+def torch_fused(x, weight, bias, init, style, s, g, dyscope, factor=0.3):
+    """The fused kernel's function in torch: project, scope, sample."""
+    raw = offsets.project(x, weight, bias, style, s)
+    off = offsets.scope_offsets(raw, factor, dyscope, False,
+                                init.reshape(1, -1, 1, 1))
+    return dysample_sample_reference(x, off, s, g)
+
+
+FUSED_CASES = [(st, s, d, b) for st in ('lp', 'pl') for s in (1, 2, 3)
+               for d in (False, True) for b in (False, True)]
 
 
 @needs_kernel
-def test_scoped_kernel_gradcheck():
-    gen = torch.Generator().manual_seed(4)
-    x = torch.randn(1, 4, 3, 4, dtype=torch.float64, generator=gen)
-    raw = torch.randn(1, 32, 3, 4, dtype=torch.float64, generator=gen)
-    raw[:, 16:] = raw[:, 16:].sigmoid()  # scope factors in (0, 1)
-    init = torch.randn(16, dtype=torch.float64, generator=gen) * 0.3
+@pytest.mark.parametrize('style,scale,dyscope,bias', FUSED_CASES)
+def test_fused_kernel_against_torch(style, scale, dyscope, bias):
+    """Every input gradient, at widths of part of a tile, one tile and more
+    (the kernel projects rows in tiles of 24 pixels)."""
+    for w in (1, 5, 24, 29):
+        x, weight, b, init = fused_inputs(style, scale, 2, dyscope, bias, w)
+        wrt = [t.requires_grad_() for t in (x, weight, b) if t is not None]
+        out = fast_cpu.fused_sample_cpu(x, weight, b, style, scale, 2, init,
+                                        0.3, dyscope)
+        ref = torch_fused(x, weight, b, init, style, scale, 2, dyscope)
+        torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+        grad = torch.randn_like(ref)
+        for u, v in zip(torch.autograd.grad(out, wrt, grad),
+                        torch.autograd.grad(ref, wrt, grad)):
+            torch.testing.assert_close(u, v, rtol=1e-12, atol=1e-12)
+
+
+@needs_kernel
+@pytest.mark.parametrize('style', ['lp', 'pl'])
+def test_fused_kernel_gradcheck(style):
+    x, weight, b, init = fused_inputs(style, 2, 1, True, True, 4, n=1)
+    weight.data.mul_(0.2)  # points within a pixel: no kinks nearby
+
+    def fn(a, wt, bias):
+        return fast_cpu.fused_sample_cpu(a, wt, bias, style, 2, 1, init, 0.4,
+                                         True)
+
     assert torch.autograd.gradcheck(
-        lambda a, b: fast_cpu.scoped_sample_cpu(a, b, 2, 2, init, 0.4, True),
-        (x.requires_grad_(), raw.requires_grad_()))
+        fn, (x.requires_grad_(), weight.requires_grad_(),
+             b.requires_grad_()))
+
+
+@needs_kernel
+@pytest.mark.parametrize('simd', [True, False])
+@pytest.mark.parametrize('style', ['lp', 'pl'])
+def test_float32_projection_and_scope_factors(style, simd):
+    """The saved projection of the float32 kernel, AVX2 path and portable
+    loop: offsets within float32 rounding of torch's matrix product, scope
+    factors within 1e-6 of torch's sigmoid (saturating logits, NaN kept)."""
+    s, g = 2, 4
+    for w in (1, 23, 24, 25, 120):
+        x, weight, b, init = fused_inputs(style, s, g, True, True, w,
+                                          dtype=torch.float32)
+        x[0, :, 1, 0] = 25.0  # saturating logits
+        x[1, :, 2, -1] = float('nan')
+        before = fast_cpu.set_simd(simd)
+        try:
+            out, raw = fast_cpu._module.forward_fused(
+                x, weight, b, init, 0.6, True, s * s if style == 'pl' else 1,
+                s, g, True)
+        finally:
+            fast_cpu.set_simd(before)
+        k = 2 * g * s * s
+        proj = offsets.project(x, weight, b, style, s)
+        finite = torch.isfinite(proj)
+        assert proj[:, k:][finite[:, k:]].abs().max() > 50
+        assert torch.equal(torch.isfinite(raw), finite)
+        # Float32 sums in two orders differ by up to ~cin * 2**-24 of the
+        # sum of the terms' magnitudes, far less than this bound.
+        bound = 1e-6 * offsets.project(x.abs(), weight.abs(), b.abs(), style,
+                                       s) + 1e-7
+        error = (raw - proj).abs()
+        assert (error[:, :k] <= bound[:, :k])[finite[:, :k]].all()
+        factors = proj[:, k:].sigmoid()
+        # sigmoid has a slope <= 1/4: the logit's rounding, plus 1e-6.
+        error = (raw[:, k:] - factors).abs()
+        assert (error <= bound[:, k:] / 4 + 1e-6)[finite[:, k:]].all()
+        ref = torch_fused(x, weight, b, init, style, s, g, True)
+        assert torch.equal(torch.isfinite(out), torch.isfinite(ref))
+
+
+@needs_kernel
+def test_simd_switch_changes_the_path_not_the_function():
+    """Both float32 paths against the layer in float64: float32 positions
+    on a 30-px map round to ~2e-6 px, hence the 1e-5 (either path)."""
+    layer = layer_for('DySample+', 2, dtype=torch.float32)
+    with torch.no_grad():
+        layer.offset.weight.mul_(0.1)
+    x = torch.randn(2, layer.in_channels, 7, 30)
+    exact = copy.deepcopy(layer).double()(x.double())
+    before = fast_cpu.set_simd(False)
+    try:
+        assert not fast_cpu._module.simd()
+        portable = layer(x)
+    finally:
+        fast_cpu.set_simd(before)
+    assert fast_cpu._module.simd() == before
+    fast = layer(x)
+    scale = exact.abs().max()
+    for out in (portable, fast):
+        assert (out.double() - exact).abs().max() <= 1e-5 * scale
+    assert not torch.equal(fast, portable) or not before
+
+
+def _cpu_flags():
+    try:
+        with open('/proc/cpuinfo') as f:
+            return set(next(ln for ln in f if ln.startswith('flags')).split())
+    except (OSError, StopIteration):
+        return set()
+
+
+@needs_kernel
+@pytest.mark.skipif(not {'avx2', 'fma'} <= _cpu_flags(),
+                    reason='needs an x86 CPU with AVX2 and FMA')
+def test_avx2_path_runs_where_the_cpu_has_it():
+    assert fast_cpu._module.simd()
 
 
 @needs_kernel
@@ -210,8 +310,8 @@ def test_empty_batch_and_channels_last():
 
 def test_hard_scope_and_tracing_take_the_plain_paths(monkeypatch):
     monkeypatch.setattr(
-        fast_cpu, 'scoped_sample_cpu',
-        lambda *a: pytest.fail('scoped kernel used for hard_scope'))
+        fast_cpu, 'fused_sample_cpu',
+        lambda *a: pytest.fail('fused kernel used for hard_scope'))
     layer = layer_for('DySample+', 2, hard_scope=True)
     x = torch.randn(1, layer.in_channels, 4, 3, dtype=torch.float64)
     torch.testing.assert_close(layer(x), reference_forward(layer, x))

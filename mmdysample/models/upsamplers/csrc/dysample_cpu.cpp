@@ -19,15 +19,23 @@
 // scope arithmetic of DySample (paper eq. 4 and 5) needs no tensors of its
 // own: offset = raw * scale [* dynamic scope] + init, with `init` one value
 // per offset channel (the initial positions) and the dynamic scope factors
-// sigmoid(logit) stored as a second half of `off`'s channels (the sigmoid
-// itself is left to torch's vectorised op: a scalar exp per point costs
-// more). The gradient is then returned for `raw` and the scope factors.
+// sigmoid(logit) stored as a second half of `off`'s channels. The gradient
+// is then returned for `raw` and the scope factors (or their logits).
+//
+// forward_fused runs the whole layer: each input row's offsets are
+// projected (row_projection.h), scoped and sampled by one task, so the
+// forward pass allocates only its output (and, for training, the raw
+// projection that backward takes).
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
 
+#include "row_projection.h"
+
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <vector>
 
 namespace {
@@ -44,6 +52,9 @@ struct Offsets {
   scalar_t scale;
   bool dyscope;
   int64_t gss, HW;
+  // With a dynamic scope: whether the gradient of a scope factor f is to be
+  // returned for its logit (times f * (1 - f)) rather than for f itself.
+  bool logits;
 
   // First channel of image n; the raw tensor holds 2 (or 4) * gss channels.
   const scalar_t* image(int64_t n) const {
@@ -65,7 +76,7 @@ struct Offsets {
 // pixel is expressed as (size - 2, fraction 1), so no tap leaves the map.
 template <typename scalar_t>
 struct RowTaps {
-  std::vector<int64_t> idx;
+  std::vector<int32_t> idx;  // H * W < 2^31 (checked)
   std::vector<scalar_t> ax, ay, mx, my;
   explicit RowTaps(int64_t n) : idx(n), ax(n), ay(n), mx(n), my(n) {}
 };
@@ -100,24 +111,33 @@ inline int64_t cell(scalar_t v, int64_t size, scalar_t* frac) {
   return v0;
 }
 
+// The taps of output pixel `ox` of a row, sampling low-resolution pixel
+// (i, j) moved by (dx, dy).
+template <typename scalar_t>
+inline void set_tap(RowTaps<scalar_t>* taps, int64_t ox, int64_t i,
+                    int64_t j, scalar_t dx, scalar_t dy, int64_t H,
+                    int64_t W) {
+  const scalar_t px = clamp_coord<scalar_t>(j + dx, W, &taps->mx[ox]);
+  const scalar_t py = clamp_coord<scalar_t>(i + dy, H, &taps->my[ox]);
+  const int64_t x0 = cell<scalar_t>(px, W, &taps->ax[ox]);
+  const int64_t y0 = cell<scalar_t>(py, H, &taps->ay[ox]);
+  taps->idx[ox] = static_cast<int32_t>(y0 * W + x0);
+}
+
 template <typename scalar_t>
 void row_taps(const Offsets<scalar_t>& off, int64_t n, int64_t gi,
               int64_t oy, int64_t H, int64_t W, int64_t s,
               RowTaps<scalar_t>* taps) {
-  const int64_t HW = H * W, gss = off.gss, OW = W * s;
+  const int64_t HW = H * W, gss = off.gss;
   const int64_t i = oy / s, si = oy % s;
   const scalar_t* img = off.image(n);
-  for (int64_t ox = 0; ox < OW; ++ox) {
-    const int64_t j = ox / s, sj = ox % s;
-    const int64_t c = (gi * s + si) * s + sj;
-    const int64_t pos = c * HW + i * W + j;
-    const scalar_t dx = off.value(img, c, pos);
-    const scalar_t dy = off.value(img, gss + c, gss * HW + pos);
-    const scalar_t px = clamp_coord<scalar_t>(j + dx, W, &taps->mx[ox]);
-    const scalar_t py = clamp_coord<scalar_t>(i + dy, H, &taps->my[ox]);
-    const int64_t x0 = cell<scalar_t>(px, W, &taps->ax[ox]);
-    const int64_t y0 = cell<scalar_t>(py, H, &taps->ay[ox]);
-    taps->idx[ox] = y0 * W + x0;
+  for (int64_t j = 0, ox = 0; j < W; ++j) {
+    for (int64_t sj = 0; sj < s; ++sj, ++ox) {
+      const int64_t c = (gi * s + si) * s + sj;
+      const int64_t pos = c * HW + i * W + j;
+      set_tap<scalar_t>(taps, ox, i, j, off.value(img, c, pos),
+                        off.value(img, gss + c, gss * HW + pos), H, W);
+    }
   }
 }
 
@@ -126,53 +146,157 @@ void row_taps(const Offsets<scalar_t>& off, int64_t n, int64_t gi,
 constexpr int64_t kBlock = 4;
 
 template <typename scalar_t>
-inline scalar_t lerp4(const scalar_t* in, int64_t k, int64_t sx, int64_t sy,
+__attribute__((always_inline)) inline scalar_t lerp4(const scalar_t* in, int64_t k, int64_t sx, int64_t sy,
                       scalar_t ax, scalar_t ay) {
   const scalar_t top = in[k] + ax * (in[k + sx] - in[k]);
   const scalar_t bot = in[k + sy] + ax * (in[k + sy + sx] - in[k + sy]);
   return top + ay * (bot - top);
 }
 
+// Output row `oy` of the cg channels of one group, from the row's taps;
+// `plane0` is the group's first (n * C + channel) plane.
+template <typename scalar_t>
+__attribute__((always_inline)) inline void sample_row_impl(
+    const scalar_t* x, const RowTaps<scalar_t>& taps,
+                scalar_t* out, int64_t plane0, int64_t cg, int64_t oy,
+                int64_t H, int64_t W, int64_t s) {
+  const int64_t OW = W * s, HW = H * W, OHW = HW * s * s;
+  const int64_t sx = W > 1 ? 1 : 0, sy = H > 1 ? W : 0;
+  const int32_t* idx = taps.idx.data();
+  const scalar_t* ax = taps.ax.data();
+  const scalar_t* ay = taps.ay.data();
+  int64_t c = 0;
+  for (; c + kBlock <= cg; c += kBlock) {
+    const scalar_t* in0 = x + (plane0 + c) * HW;
+    const scalar_t* in1 = in0 + HW;
+    const scalar_t* in2 = in1 + HW;
+    const scalar_t* in3 = in2 + HW;
+    scalar_t* o0 = out + (plane0 + c) * OHW + oy * OW;
+    scalar_t* o1 = o0 + OHW;
+    scalar_t* o2 = o1 + OHW;
+    scalar_t* o3 = o2 + OHW;
+    for (int64_t ox = 0; ox < OW; ++ox) {
+      const int64_t k = idx[ox];
+      const scalar_t fx = ax[ox], fy = ay[ox];
+      o0[ox] = lerp4(in0, k, sx, sy, fx, fy);
+      o1[ox] = lerp4(in1, k, sx, sy, fx, fy);
+      o2[ox] = lerp4(in2, k, sx, sy, fx, fy);
+      o3[ox] = lerp4(in3, k, sx, sy, fx, fy);
+    }
+  }
+  for (; c < cg; ++c) {
+    const scalar_t* in = x + (plane0 + c) * HW;
+    scalar_t* o = out + (plane0 + c) * OHW + oy * OW;
+    for (int64_t ox = 0; ox < OW; ++ox) {
+      o[ox] = lerp4(in, idx[ox], sx, sy, ax[ox], ay[ox]);
+    }
+  }
+}
+
+template <typename scalar_t>
+void sample_row(const scalar_t* x, const RowTaps<scalar_t>& taps,
+                scalar_t* out, int64_t plane0, int64_t cg, int64_t oy,
+                int64_t H, int64_t W, int64_t s) {
+  sample_row_impl<scalar_t>(x, taps, out, plane0, cg, oy, H, W, s);
+}
+
+#ifdef MMDYSAMPLE_X86
+// The same loop compiled for AVX2 and FMA: the three interpolation steps
+// become fused multiply-adds (scalar ones: the taps are gathers, which AVX2
+// runs slower than scalar loads on the CPUs measured).
+__attribute__((target("avx2,fma"))) void sample_row_fma(
+    const float* x, const RowTaps<float>& taps, float* out, int64_t plane0,
+    int64_t cg, int64_t oy, int64_t H, int64_t W, int64_t s) {
+  sample_row_impl<float>(x, taps, out, plane0, cg, oy, H, W, s);
+}
+
+template <>
+void sample_row<float>(const float* x, const RowTaps<float>& taps,
+                       float* out, int64_t plane0, int64_t cg, int64_t oy,
+                       int64_t H, int64_t W, int64_t s) {
+  if (dysample::use_avx2()) {
+    sample_row_fma(x, taps, out, plane0, cg, oy, H, W, s);
+  } else {
+    sample_row_impl<float>(x, taps, out, plane0, cg, oy, H, W, s);
+  }
+}
+#endif
+
 template <typename scalar_t>
 void forward_impl(const scalar_t* x, const Offsets<scalar_t>& off,
                   scalar_t* out, int64_t N, int64_t C, int64_t H, int64_t W,
                   int64_t s, int64_t G) {
   const int64_t cg = C / G, OH = H * s, OW = W * s;
-  const int64_t HW = H * W, OHW = OH * OW;
-  const int64_t sx = W > 1 ? 1 : 0, sy = H > 1 ? W : 0;
   at::parallel_for(0, N * G * OH, 1, [&](int64_t begin, int64_t end) {
     RowTaps<scalar_t> taps(OW);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t oy = task % OH, gi = (task / OH) % G, n = task / OH / G;
       row_taps<scalar_t>(off, n, gi, oy, H, W, s, &taps);
-      const int64_t* idx = taps.idx.data();
-      const scalar_t* ax = taps.ax.data();
-      const scalar_t* ay = taps.ay.data();
-      const int64_t plane0 = n * C + gi * cg;
-      int64_t c = 0;
-      for (; c + kBlock <= cg; c += kBlock) {
-        const scalar_t* in0 = x + (plane0 + c) * HW;
-        const scalar_t* in1 = in0 + HW;
-        const scalar_t* in2 = in1 + HW;
-        const scalar_t* in3 = in2 + HW;
-        scalar_t* o0 = out + (plane0 + c) * OHW + oy * OW;
-        scalar_t* o1 = o0 + OHW;
-        scalar_t* o2 = o1 + OHW;
-        scalar_t* o3 = o2 + OHW;
-        for (int64_t ox = 0; ox < OW; ++ox) {
-          const int64_t k = idx[ox];
-          const scalar_t fx = ax[ox], fy = ay[ox];
-          o0[ox] = lerp4(in0, k, sx, sy, fx, fy);
-          o1[ox] = lerp4(in1, k, sx, sy, fx, fy);
-          o2[ox] = lerp4(in2, k, sx, sy, fx, fy);
-          o3[ox] = lerp4(in3, k, sx, sy, fx, fy);
+      sample_row<scalar_t>(x, taps, out, n * C + gi * cg, cg, oy, H, W, s);
+    }
+  });
+}
+
+// The whole layer's forward: offsets predicted row by row (the projection
+// of row_projection.h, then the scope of eq. 4 / 5 and the initial
+// positions) and sampled at once. A task is one input row of one image:
+// its k = 2*G*s*s offsets (and, with a dynamic scope, k scope logits) are
+// computed into a buffer of the thread, and its s output rows of every
+// channel are sampled from them. `raw` (may be null) receives the
+// projection, scope logits turned into factors, for the backward pass.
+template <typename scalar_t>
+void fused_forward_impl(const scalar_t* x,
+                        const dysample::Projection<scalar_t>& proj,
+                        int64_t nb, const scalar_t* init, scalar_t scale,
+                        bool dyscope, scalar_t* out, scalar_t* raw,
+                        int64_t N, int64_t C, int64_t H, int64_t W, int64_t s,
+                        int64_t G) {
+  using dysample::kTile;
+  const int64_t HW = H * W, OW = W * s, cg = C / G;
+  const int64_t gss = G * s * s, k = 2 * gss, channels = dyscope ? 2 * k : k;
+  const int64_t Wp = dysample::padded_width(W);
+  at::parallel_for(0, N * H, 1, [&](int64_t begin, int64_t end) {
+    std::vector<scalar_t> tile(proj.cin * kTile), row(channels * Wp);
+    RowTaps<scalar_t> taps(OW);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / H, i = task % H;
+      const scalar_t* img = x + n * C * HW;
+      // Channel o * nb + kk of `row` (stride Wp) for each sub-pixel kk.
+      dysample::project_row<scalar_t>(img, HW, W, i, nb, proj, tile.data(),
+                                      row.data(), Wp);
+      scalar_t* factors = row.data() + k * Wp;
+      if (dyscope) dysample::sigmoid_inplace<scalar_t>(factors, k * Wp);
+      if (raw != nullptr) {
+        scalar_t* dst = raw + n * channels * HW + i * W;
+        for (int64_t c = 0; c < channels; ++c) {
+          std::copy(row.data() + c * Wp, row.data() + c * Wp + W,
+                    dst + c * HW);
         }
       }
-      for (; c < cg; ++c) {
-        const scalar_t* in = x + (plane0 + c) * HW;
-        scalar_t* o = out + (plane0 + c) * OHW + oy * OW;
-        for (int64_t ox = 0; ox < OW; ++ox) {
-          o[ox] = lerp4(in, idx[ox], sx, sy, ax[ox], ay[ox]);
+      // Scoped offsets in place of the raw ones (paper eq. 4 / 5).
+      for (int64_t c = 0; c < k; ++c) {
+        scalar_t* v = row.data() + c * Wp;
+        const scalar_t* f = factors + c * Wp;
+        const scalar_t add = init[c];
+        if (dyscope) {
+          for (int64_t j = 0; j < W; ++j) v[j] = v[j] * f[j] * scale + add;
+        } else {
+          for (int64_t j = 0; j < W; ++j) v[j] = v[j] * scale + add;
+        }
+      }
+      for (int64_t si = 0; si < s; ++si) {
+        const int64_t oy = i * s + si;
+        for (int64_t gi = 0; gi < G; ++gi) {
+          const scalar_t* dx = row.data() + (gi * s + si) * s * Wp;
+          const scalar_t* dy = dx + gss * Wp;
+          for (int64_t j = 0, ox = 0; j < W; ++j) {
+            for (int64_t sj = 0; sj < s; ++sj, ++ox) {
+              set_tap<scalar_t>(&taps, ox, i, j, dx[sj * Wp + j],
+                                dy[sj * Wp + j], H, W);
+            }
+          }
+          sample_row<scalar_t>(x, taps, out, n * C + gi * cg, cg, oy, H, W,
+                               s);
         }
       }
     }
@@ -222,8 +346,10 @@ inline void scope_grad(const Offsets<scalar_t>& off, const scalar_t* img,
     return;
   }
   const int64_t factor = 2 * off.gss * off.HW + pos;
-  gimg[pos] = g * img[factor] * off.scale;
-  gimg[factor] = g * img[pos] * off.scale;
+  const scalar_t f = img[factor];
+  gimg[pos] = g * f * off.scale;
+  const scalar_t gf = g * img[pos] * off.scale;
+  gimg[factor] = off.logits ? gf * f * (scalar_t(1) - f) : gf;
 }
 
 // Write a row's summed slopes into the offset gradient; each output pixel
@@ -319,6 +445,13 @@ void backward_impl(const scalar_t* gout, const scalar_t* x,
   }
 }
 
+// Tap indices are 32-bit (half the memory traffic of the taps).
+void check_plane(const torch::Tensor& x) {
+  TORCH_CHECK(x.size(2) * x.size(3) <= std::numeric_limits<int32_t>::max(),
+              "dysample_cpu: H * W must be below 2^31, got ", x.size(2),
+              " x ", x.size(3));
+}
+
 void check_inputs(const torch::Tensor& x, const torch::Tensor& off,
                   const torch::Tensor& init, int64_t s, int64_t G,
                   bool dyscope) {
@@ -333,6 +466,7 @@ void check_inputs(const torch::Tensor& x, const torch::Tensor& off,
               "dysample_cpu: contiguous inputs expected");
   TORCH_CHECK(s >= 1 && G >= 1 && x.size(1) % G == 0,
               "dysample_cpu: bad scale factor or groups");
+  check_plane(x);
   TORCH_CHECK(off.size(0) == x.size(0) &&
                   off.size(1) == (dyscope ? 4 : 2) * G * s * s &&
                   off.size(2) == x.size(2) && off.size(3) == x.size(3),
@@ -345,12 +479,13 @@ void check_inputs(const torch::Tensor& x, const torch::Tensor& off,
 template <typename scalar_t>
 Offsets<scalar_t> make_offsets(const torch::Tensor& off,
                                const torch::Tensor& init, double scale,
-                               bool dyscope, int64_t s, int64_t G) {
+                               bool dyscope, int64_t s, int64_t G,
+                               bool logits = false) {
   return Offsets<scalar_t>{
       off.data_ptr<scalar_t>(),
       init.numel() > 0 ? init.data_ptr<scalar_t>() : nullptr,
       static_cast<scalar_t>(scale), dyscope, G * s * s,
-      off.size(2) * off.size(3)};
+      off.size(2) * off.size(3), logits};
 }
 
 torch::Tensor forward(torch::Tensor x, torch::Tensor off, torch::Tensor init,
@@ -370,7 +505,8 @@ torch::Tensor forward(torch::Tensor x, torch::Tensor off, torch::Tensor init,
 std::vector<torch::Tensor> backward(torch::Tensor gout, torch::Tensor x,
                                     torch::Tensor off, torch::Tensor init,
                                     double scale, bool dyscope, int64_t s,
-                                    int64_t G, bool need_x, bool need_off) {
+                                    int64_t G, bool need_x, bool need_off,
+                                    bool logits) {
   check_inputs(x, off, init, s, G, dyscope);
   TORCH_CHECK(gout.is_contiguous(), "dysample_cpu: contiguous grad expected");
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
@@ -379,11 +515,66 @@ std::vector<torch::Tensor> backward(torch::Tensor gout, torch::Tensor x,
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dysample_cpu_backward", [&] {
     backward_impl<scalar_t>(
         gout.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
-        make_offsets<scalar_t>(off, init, scale, dyscope, s, G),
+        make_offsets<scalar_t>(off, init, scale, dyscope, s, G, logits),
         need_x ? gx.data_ptr<scalar_t>() : nullptr,
         need_off ? goff.data_ptr<scalar_t>() : nullptr, N, C, H, W, s, G);
   });
   return {gx, goff};
+}
+
+// The layer's forward in one pass (see fused_forward_impl). `weight` is the
+// stacked projection, (P, Cin) or (P, Cin, 1, 1): P = k or 2k outputs for
+// 'lp' (nb = 1), 2G or 4G for 'pl' (nb = s * s, Cin = C / nb); `bias` is
+// empty or (P). Returns the output and, with `save_raw`, the projection
+// with scope factors (N, k or 2k, H, W) that `backward` takes (logits=True).
+std::vector<torch::Tensor> forward_fused(torch::Tensor x, torch::Tensor weight,
+                                         torch::Tensor bias,
+                                         torch::Tensor init, double scale,
+                                         bool dyscope, int64_t nb, int64_t s,
+                                         int64_t G, bool save_raw) {
+  TORCH_CHECK(x.device().is_cpu() && weight.device().is_cpu() &&
+                  bias.device().is_cpu() && init.device().is_cpu(),
+              "dysample_cpu: tensors must be on the CPU");
+  TORCH_CHECK(x.dim() == 4 && x.is_contiguous(),
+              "dysample_cpu: contiguous 4-D input expected");
+  check_plane(x);
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  const int64_t k = 2 * G * s * s, channels = dyscope ? 2 * k : k;
+  TORCH_CHECK(s >= 1 && G >= 1 && C % G == 0 && nb >= 1 && C % nb == 0 &&
+                  channels % nb == 0,
+              "dysample_cpu: bad scale factor, groups or sub-pixel count");
+  auto w2 = weight.reshape({weight.size(0), -1});
+  TORCH_CHECK(w2.size(0) * nb == channels && w2.size(1) * nb == C,
+              "dysample_cpu: weight must be (", channels / nb, ", ", C / nb,
+              "), got ", weight.sizes());
+  TORCH_CHECK(bias.numel() == 0 || bias.numel() == w2.size(0),
+              "dysample_cpu: bias must be empty or hold P values");
+  TORCH_CHECK(init.numel() == k, "dysample_cpu: init must hold 2*g*s*s values");
+  TORCH_CHECK(w2.scalar_type() == x.scalar_type() &&
+                  init.scalar_type() == x.scalar_type() &&
+                  (bias.numel() == 0 || bias.scalar_type() == x.scalar_type()),
+              "dysample_cpu: x, weight, bias and init must share a dtype");
+  auto w_rows = w2.contiguous();
+  auto blocked = torch::empty_like(w_rows);
+  auto b = bias.contiguous();
+  auto in = init.contiguous();
+  auto out = torch::empty({N, C, H * s, W * s}, x.options());
+  auto raw = save_raw ? torch::empty({N, channels, H, W}, x.options())
+                      : torch::Tensor();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dysample_cpu_fused", [&] {
+    dysample::block_weights<scalar_t>(w_rows.data_ptr<scalar_t>(),
+                                      w2.size(0), w2.size(1),
+                                      blocked.data_ptr<scalar_t>());
+    const dysample::Projection<scalar_t> proj{
+        blocked.data_ptr<scalar_t>(),
+        b.numel() > 0 ? b.data_ptr<scalar_t>() : nullptr, w2.size(1),
+        w2.size(0)};
+    fused_forward_impl<scalar_t>(
+        x.data_ptr<scalar_t>(), proj, nb, in.data_ptr<scalar_t>(),
+        static_cast<scalar_t>(scale), dyscope, out.data_ptr<scalar_t>(),
+        save_raw ? raw.data_ptr<scalar_t>() : nullptr, N, C, H, W, s, G);
+  });
+  return {out, raw};
 }
 
 }  // namespace
@@ -391,4 +582,9 @@ std::vector<torch::Tensor> backward(torch::Tensor gout, torch::Tensor x,
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward, "DySample sampling, forward (CPU)");
   m.def("backward", &backward, "DySample sampling, backward (CPU)");
+  m.def("set_simd", &dysample::set_simd,
+        "Allow (true, the default) or forbid the AVX2 paths");
+  m.def("simd", &dysample::use_avx2, "Whether the AVX2 paths run");
+  m.def("forward_fused", &forward_fused,
+        "DySample projection, scope and sampling in one pass (CPU)");
 }
