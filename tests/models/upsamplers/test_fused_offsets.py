@@ -259,23 +259,26 @@ def test_float32_projection_and_scope_factors(style, simd):
 def test_simd_switch_changes_the_path_not_the_function():
     """Both float32 paths against the layer in float64: float32 positions
     on a 30-px map round to ~2e-6 px, hence the 1e-5 (either path)."""
-    layer = layer_for('DySample+', 2, dtype=torch.float32)
-    with torch.no_grad():
-        layer.offset.weight.mul_(0.1)
-    x = torch.randn(2, layer.in_channels, 7, 30)
-    exact = copy.deepcopy(layer).double()(x.double())
-    before = fast_cpu.set_simd(False)
-    try:
-        assert not fast_cpu._module.simd()
-        portable = layer(x)
-    finally:
-        fast_cpu.set_simd(before)
-    assert fast_cpu._module.simd() == before
-    fast = layer(x)
-    scale = exact.abs().max()
-    for out in (portable, fast):
-        assert (out.double() - exact).abs().max() <= 1e-5 * scale
-    assert not torch.equal(fast, portable) or not before
+    for name, size, shrink in (('DySample+', (7, 30), 0.1),
+                               ('DySample-S', (5, 11), 1.0)):
+        # shrink 1: points of several pixels, many clamped at the borders
+        layer = layer_for(name, 2, dtype=torch.float32)
+        with torch.no_grad():
+            layer.offset.weight.mul_(shrink)
+        x = torch.randn(2, layer.in_channels, *size)
+        exact = copy.deepcopy(layer).double()(x.double())
+        before = fast_cpu.set_simd(False)
+        try:
+            assert not fast_cpu._module.simd()
+            portable = layer(x)
+        finally:
+            fast_cpu.set_simd(before)
+        assert fast_cpu._module.simd() == before
+        fast = layer(x)
+        scale = exact.abs().max()
+        for out in (portable, fast):
+            assert (out.double() - exact).abs().max() <= 1e-5 * scale
+        assert not torch.equal(fast, portable) or not before
 
 
 def _cpu_flags():

@@ -237,6 +237,88 @@ void forward_impl(const scalar_t* x, const Offsets<scalar_t>& off,
   });
 }
 
+// The taps of output row (i, si) of one group in the fused forward, from
+// the group's scoped offsets in the row buffer: x offsets of sub-pixel
+// column sj at dx[sj * stride + j], y offsets likewise at dy.
+template <typename scalar_t>
+void fused_row_taps(const scalar_t* dx, const scalar_t* dy, int64_t stride,
+                    int64_t i, int64_t H, int64_t W, int64_t s,
+                    RowTaps<scalar_t>* taps) {
+  for (int64_t j = 0, ox = 0; j < W; ++j) {
+    for (int64_t sj = 0; sj < s; ++sj, ++ox) {
+      set_tap<scalar_t>(taps, ox, i, j, dx[sj * stride + j],
+                        dy[sj * stride + j], H, W);
+    }
+  }
+}
+
+#ifdef MMDYSAMPLE_X86
+// x2 upsampling (the paper's case) on maps of at least 2 x 2, eight output
+// pixels at a time: set_tap's clamping and cell split as vector min / max
+// and truncation, with the same results (NaN clamps to 0). The forward pass
+// reads no gradient masks, so none are written (the tail's are unused).
+__attribute__((target("avx2,fma"))) void fused_row_taps_x2_avx2(
+    const float* dx, const float* dy, int64_t stride, int64_t i, int64_t H,
+    int64_t W, RowTaps<float>* taps) {
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256 hi_x = _mm256_set1_ps(static_cast<float>(W - 1));
+  const __m256 hi_y = _mm256_set1_ps(static_cast<float>(H - 1));
+  const __m256i last_x = _mm256_set1_epi32(static_cast<int32_t>(W - 2));
+  const __m256i last_y = _mm256_set1_epi32(static_cast<int32_t>(H - 2));
+  const __m256i width = _mm256_set1_epi32(static_cast<int32_t>(W));
+  const __m256 pairs = _mm256_setr_ps(0, 0, 1, 1, 2, 2, 3, 3);
+  const __m256 row = _mm256_set1_ps(static_cast<float>(i));
+  int64_t j = 0;
+  for (; j + 4 <= W; j += 4) {
+    // Sub-pixel columns 0 and 1 interleaved: the output pixels' order.
+    const __m128 x0 = _mm_loadu_ps(dx + j), x1 = _mm_loadu_ps(dx + stride + j);
+    const __m128 y0 = _mm_loadu_ps(dy + j), y1 = _mm_loadu_ps(dy + stride + j);
+    const __m256 ox = _mm256_set_m128(_mm_unpackhi_ps(x0, x1),
+                                      _mm_unpacklo_ps(x0, x1));
+    const __m256 oy = _mm256_set_m128(_mm_unpackhi_ps(y0, y1),
+                                      _mm_unpacklo_ps(y0, y1));
+    const __m256 px = _mm256_add_ps(
+        _mm256_add_ps(_mm256_set1_ps(static_cast<float>(j)), pairs), ox);
+    const __m256 py = _mm256_add_ps(row, oy);
+    // max(v, 0) returns 0 for NaN (its second operand).
+    const __m256 cx = _mm256_min_ps(_mm256_max_ps(px, zero), hi_x);
+    const __m256 cy = _mm256_min_ps(_mm256_max_ps(py, zero), hi_y);
+    const __m256i ix = _mm256_min_epi32(_mm256_cvttps_epi32(cx), last_x);
+    const __m256i iy = _mm256_min_epi32(_mm256_cvttps_epi32(cy), last_y);
+    const int64_t o = 2 * j;
+    _mm256_storeu_ps(taps->ax.data() + o,
+                     _mm256_sub_ps(cx, _mm256_cvtepi32_ps(ix)));
+    _mm256_storeu_ps(taps->ay.data() + o,
+                     _mm256_sub_ps(cy, _mm256_cvtepi32_ps(iy)));
+    _mm256_storeu_si256(
+        reinterpret_cast<__m256i*>(taps->idx.data() + o),
+        _mm256_add_epi32(_mm256_mullo_epi32(iy, width), ix));
+  }
+  for (; j < W; ++j) {
+    for (int64_t sj = 0; sj < 2; ++sj) {
+      set_tap<float>(taps, 2 * j + sj, i, j, dx[sj * stride + j],
+                     dy[sj * stride + j], H, W);
+    }
+  }
+}
+
+template <>
+void fused_row_taps<float>(const float* dx, const float* dy, int64_t stride,
+                           int64_t i, int64_t H, int64_t W, int64_t s,
+                           RowTaps<float>* taps) {
+  if (s == 2 && H >= 2 && W >= 2 && dysample::use_avx2()) {
+    fused_row_taps_x2_avx2(dx, dy, stride, i, H, W, taps);
+    return;
+  }
+  for (int64_t j = 0, ox = 0; j < W; ++j) {
+    for (int64_t sj = 0; sj < s; ++sj, ++ox) {
+      set_tap<float>(taps, ox, i, j, dx[sj * stride + j],
+                     dy[sj * stride + j], H, W);
+    }
+  }
+}
+#endif
+
 // The whole layer's forward: offsets predicted row by row (the projection
 // of row_projection.h, then the scope of eq. 4 / 5 and the initial
 // positions) and sampled at once. A task is one input row of one image:
@@ -289,12 +371,7 @@ void fused_forward_impl(const scalar_t* x,
         for (int64_t gi = 0; gi < G; ++gi) {
           const scalar_t* dx = row.data() + (gi * s + si) * s * Wp;
           const scalar_t* dy = dx + gss * Wp;
-          for (int64_t j = 0, ox = 0; j < W; ++j) {
-            for (int64_t sj = 0; sj < s; ++sj, ++ox) {
-              set_tap<scalar_t>(&taps, ox, i, j, dx[sj * Wp + j],
-                                dy[sj * Wp + j], H, W);
-            }
-          }
+          fused_row_taps<scalar_t>(dx, dy, Wp, i, H, W, s, &taps);
           sample_row<scalar_t>(x, taps, out, n * C + gi * cg, cg, oy, H, W,
                                s);
         }
