@@ -142,8 +142,9 @@ void row_taps(const Offsets<scalar_t>& off, int64_t n, int64_t gi,
 }
 
 // Channels are processed `kBlock` at a time so each row's taps are loaded
-// once per block rather than once per channel.
-constexpr int64_t kBlock = 4;
+// once per block rather than once per channel (8 measured 3-5 % faster than
+// 4 at the paper's shape).
+constexpr int64_t kBlock = 8;
 
 template <typename scalar_t>
 __attribute__((always_inline)) inline scalar_t lerp4(const scalar_t* in, int64_t k, int64_t sx, int64_t sy,
@@ -167,21 +168,19 @@ __attribute__((always_inline)) inline void sample_row_impl(
   const scalar_t* ay = taps.ay.data();
   int64_t c = 0;
   for (; c + kBlock <= cg; c += kBlock) {
-    const scalar_t* in0 = x + (plane0 + c) * HW;
-    const scalar_t* in1 = in0 + HW;
-    const scalar_t* in2 = in1 + HW;
-    const scalar_t* in3 = in2 + HW;
-    scalar_t* o0 = out + (plane0 + c) * OHW + oy * OW;
-    scalar_t* o1 = o0 + OHW;
-    scalar_t* o2 = o1 + OHW;
-    scalar_t* o3 = o2 + OHW;
+    const scalar_t* in[kBlock];
+    scalar_t* o[kBlock];
+    for (int64_t q = 0; q < kBlock; ++q) {
+      in[q] = x + (plane0 + c + q) * HW;
+      o[q] = out + (plane0 + c + q) * OHW + oy * OW;
+    }
     for (int64_t ox = 0; ox < OW; ++ox) {
       const int64_t k = idx[ox];
       const scalar_t fx = ax[ox], fy = ay[ox];
-      o0[ox] = lerp4(in0, k, sx, sy, fx, fy);
-      o1[ox] = lerp4(in1, k, sx, sy, fx, fy);
-      o2[ox] = lerp4(in2, k, sx, sy, fx, fy);
-      o3[ox] = lerp4(in3, k, sx, sy, fx, fy);
+#pragma GCC unroll 8
+      for (int64_t q = 0; q < kBlock; ++q) {
+        o[q][ox] = lerp4(in[q], k, sx, sy, fx, fy);
+      }
     }
   }
   for (; c < cg; ++c) {
