@@ -2,7 +2,7 @@
 """The fused CPU kernel behind :func:`~.sampling.dysample_sample`.
 
 ``csrc/dysample_cpu.cpp`` is compiled with ``torch.utils.cpp_extension`` the
-first time it is needed (about 30 s on 2 cores, announced by one log line;
+first time it is needed (about a minute on 2 cores, announced by one log line;
 the build is cached under ``TORCH_EXTENSIONS_DIR``, by default
 ``~/.cache/torch_extensions``). Where it cannot be built (no C++ compiler,
 no ninja) or is switched off with ``MMDYSAMPLE_FAST_CPU=0``,
@@ -79,7 +79,7 @@ def _load():
         if folder is not None:
             print_log(
                 'mmdysample: compiling the fused CPU kernel of DySample '
-                '(once; about 30 s on 2 cores), cached in '
+                '(once; about a minute on 2 cores), cached in '
                 f'{folder}', logger='current', level=logging.INFO)
         _module = load(
             name=_NAME,
