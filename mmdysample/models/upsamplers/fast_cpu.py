@@ -123,22 +123,24 @@ class DySampleCPUFunction(torch.autograd.Function):
     """Autograd wrapper: gradients for ``x`` and ``offset``."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, offset: Tensor, init: Tensor, scale: float,
-                dyscope: bool, scale_factor: int, groups: int) -> Tensor:
-        ctx.save_for_backward(x, offset, init)
-        ctx.args = (scale, dyscope, scale_factor, groups)
-        return _module.forward(x, offset, init, *ctx.args)
+    def forward(ctx, x: Tensor, offset: Tensor, scale_factor: int,
+                groups: int) -> Tensor:
+        ctx.save_for_backward(x, offset)
+        ctx.args = (scale_factor, groups)
+        return _module.forward(x, offset, *ctx.args)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor):
-        x, offset, init = ctx.saved_tensors
+        x, offset = ctx.saved_tensors
         need_x, need_offset = ctx.needs_input_grad[:2]
+        # Plain offsets: no initial positions, scale 1, no scope factors.
         grad_x, grad_offset = _module.backward(grad_out.contiguous(), x,
-                                               offset, init, *ctx.args,
-                                               need_x, need_offset, False)
+                                               offset, x.new_empty(0), 1.0,
+                                               False, *ctx.args, need_x,
+                                               need_offset, False)
         return (grad_x if need_x else None,
-                grad_offset if need_offset else None) + (None, ) * 5
+                grad_offset if need_offset else None, None, None)
 
 
 def dysample_sample_cpu(x: Tensor, offset: Tensor, scale_factor: int,
@@ -149,7 +151,6 @@ def dysample_sample_cpu(x: Tensor, offset: Tensor, scale_factor: int,
     float64); both are made contiguous (NCHW).
     """
     return DySampleCPUFunction.apply(x.contiguous(), offset.contiguous(),
-                                     x.new_empty(0), 1.0, False,
                                      scale_factor, groups)
 
 

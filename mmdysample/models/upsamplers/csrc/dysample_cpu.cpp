@@ -15,9 +15,9 @@
 // its centre at k), clamped to [0, size - 1]; the gradient of a clamped
 // coordinate is zero.
 //
-// The offsets may also arrive as the layer's raw projection, so that the
-// scope arithmetic of DySample (paper eq. 4 and 5) needs no tensors of its
-// own: offset = raw * scale [* dynamic scope] + init, with `init` one value
+// The backward pass may also take the layer's raw projection (as
+// forward_fused saves it), so that the scope arithmetic of DySample (paper
+// eq. 4 and 5) needs no tensors of its own: offset = raw * scale [* dynamic scope] + init, with `init` one value
 // per offset channel (the initial positions) and the dynamic scope factors
 // sigmoid(logit) stored as a second half of `off`'s channels. The gradient
 // is then returned for `raw` and the scope factors (or their logits).
@@ -238,17 +238,25 @@ void forward_impl(const scalar_t* x, const Offsets<scalar_t>& off,
 
 // The taps of output row (i, si) of one group in the fused forward, from
 // the group's scoped offsets in the row buffer: x offsets of sub-pixel
-// column sj at dx[sj * stride + j], y offsets likewise at dy.
+// column sj at dx[sj * stride + j], y offsets likewise at dy. The scalar
+// loop starts at column j0 (0, or where a vector loop stopped).
 template <typename scalar_t>
-void fused_row_taps(const scalar_t* dx, const scalar_t* dy, int64_t stride,
-                    int64_t i, int64_t H, int64_t W, int64_t s,
-                    RowTaps<scalar_t>* taps) {
-  for (int64_t j = 0, ox = 0; j < W; ++j) {
+void fused_row_taps_scalar(const scalar_t* dx, const scalar_t* dy,
+                           int64_t stride, int64_t i, int64_t H, int64_t W,
+                           int64_t s, int64_t j0, RowTaps<scalar_t>* taps) {
+  for (int64_t j = j0, ox = j0 * s; j < W; ++j) {
     for (int64_t sj = 0; sj < s; ++sj, ++ox) {
       set_tap<scalar_t>(taps, ox, i, j, dx[sj * stride + j],
                         dy[sj * stride + j], H, W);
     }
   }
+}
+
+template <typename scalar_t>
+void fused_row_taps(const scalar_t* dx, const scalar_t* dy, int64_t stride,
+                    int64_t i, int64_t H, int64_t W, int64_t s,
+                    RowTaps<scalar_t>* taps) {
+  fused_row_taps_scalar<scalar_t>(dx, dy, stride, i, H, W, s, 0, taps);
 }
 
 #ifdef MMDYSAMPLE_X86
@@ -293,12 +301,7 @@ __attribute__((target("avx2,fma"))) void fused_row_taps_x2_avx2(
         reinterpret_cast<__m256i*>(taps->idx.data() + o),
         _mm256_add_epi32(_mm256_mullo_epi32(iy, width), ix));
   }
-  for (; j < W; ++j) {
-    for (int64_t sj = 0; sj < 2; ++sj) {
-      set_tap<float>(taps, 2 * j + sj, i, j, dx[sj * stride + j],
-                     dy[sj * stride + j], H, W);
-    }
-  }
+  fused_row_taps_scalar<float>(dx, dy, stride, i, H, W, 2, j, taps);
 }
 
 template <>
@@ -307,13 +310,8 @@ void fused_row_taps<float>(const float* dx, const float* dy, int64_t stride,
                            RowTaps<float>* taps) {
   if (s == 2 && H >= 2 && W >= 2 && dysample::use_avx2()) {
     fused_row_taps_x2_avx2(dx, dy, stride, i, H, W, taps);
-    return;
-  }
-  for (int64_t j = 0, ox = 0; j < W; ++j) {
-    for (int64_t sj = 0; sj < s; ++sj, ++ox) {
-      set_tap<float>(taps, ox, i, j, dx[sj * stride + j],
-                     dy[sj * stride + j], H, W);
-    }
+  } else {
+    fused_row_taps_scalar<float>(dx, dy, stride, i, H, W, s, 0, taps);
   }
 }
 #endif
@@ -564,15 +562,18 @@ Offsets<scalar_t> make_offsets(const torch::Tensor& off,
       off.size(2) * off.size(3), logits};
 }
 
-torch::Tensor forward(torch::Tensor x, torch::Tensor off, torch::Tensor init,
-                      double scale, bool dyscope, int64_t s, int64_t G) {
-  check_inputs(x, off, init, s, G, dyscope);
+// Sampling at offsets as dysample_sample takes them (the layer's forward
+// is forward_fused; backward serves both).
+torch::Tensor forward(torch::Tensor x, torch::Tensor off, int64_t s,
+                      int64_t G) {
+  const auto init = x.new_empty({0});
+  check_inputs(x, off, init, s, G, false);
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   auto out = torch::empty({N, C, H * s, W * s}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dysample_cpu_forward", [&] {
     forward_impl<scalar_t>(x.data_ptr<scalar_t>(),
-                           make_offsets<scalar_t>(off, init, scale, dyscope,
-                                                  s, G),
+                           make_offsets<scalar_t>(off, init, 1.0, false, s,
+                                                  G),
                            out.data_ptr<scalar_t>(), N, C, H, W, s, G);
   });
   return out;

@@ -73,7 +73,8 @@ constexpr int64_t kBlockOut = 4;
 // its weights as one stream (kBlockOut values per input channel): output o
 // of the first P / kBlockOut * kBlockOut is at ((o / 4) * cin + c) * 4 +
 // o % 4, each of the remaining ones a row of cin after them (see
-// block_weights). And the optional bias.
+// block_weights); either way a block or a single output starting at o
+// starts at weights + o * cin. And the optional bias.
 template <typename scalar_t>
 struct Projection {
   const scalar_t* weights;  // P x cin values, blocked
@@ -81,11 +82,8 @@ struct Projection {
   int64_t cin, P;
 
   int64_t blocked() const { return P / kBlockOut * kBlockOut; }
-  // The weights of output o (of a block starting there, or a single one).
-  const scalar_t* of(int64_t o) const {
-    return o < blocked() ? weights + o * cin
-                         : weights + blocked() * cin + (o - blocked()) * cin;
-  }
+  // The weights of the block (or single output) starting at output o.
+  const scalar_t* of(int64_t o) const { return weights + o * cin; }
   // Weight of output o for input channel c.
   scalar_t at(int64_t o, int64_t c) const {
     return o < blocked() ? of(o - o % kBlockOut)[c * kBlockOut + o % kBlockOut]
