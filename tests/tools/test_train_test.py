@@ -30,6 +30,18 @@ def data_root(tmp_path_factory):
     return root
 
 
+def run_test_tool(config, ckpt, test_dir, options, *extra):
+    """Run tools/test.py; its log and the one metrics JSON it wrote."""
+    log = run([
+        sys.executable, 'tools/test.py', config, ckpt, '--work-dir',
+        str(test_dir), *extra, *options
+    ])
+    results = glob.glob(str(test_dir / '*' / '*.json'))
+    assert len(results) == 1
+    with open(results[0]) as f:
+        return log, json.load(f)
+
+
 def test_train_then_test_round_trip(data_root, tmp_path):
     work_dir = tmp_path / 'train'
     train(FASTER_RCNN, work_dir, tiny_options(data_root, 2))
@@ -41,15 +53,10 @@ def test_train_then_test_round_trip(data_root, tmp_path):
 
     test_dir = tmp_path / 'test'
     out_pkl = tmp_path / 'preds.pkl'
-    log = run([
-        sys.executable, 'tools/test.py', FASTER_RCNN, ckpt, '--work-dir',
-        str(test_dir), '--out',
-        str(out_pkl), *tiny_options(data_root, 2)
-    ])
+    log, metrics = run_test_tool(FASTER_RCNN, ckpt, test_dir,
+                             tiny_options(data_root, 2), '--out',
+                             str(out_pkl))
     assert 'bbox_mAP_copypaste' in log
-    results = glob.glob(str(test_dir / '*' / '*.json'))
-    assert len(results) == 1
-    metrics = json.load(open(results[0]))
     assert 0.0 <= metrics['coco/bbox_mAP'] <= 1.0
     assert out_pkl.exists() and out_pkl.stat().st_size > 0
 
@@ -62,14 +69,9 @@ def test_segmentation_round_trip(data_root, tmp_path):
     assert 'decode_head.upsamplers.3.2.offset.weight' in state
 
     test_dir = tmp_path / 'test'
-    log = run([
-        sys.executable, 'tools/test.py', SEGFORMER, ckpt, '--work-dir',
-        str(test_dir), *tiny_seg_options(data_root, 2)
-    ])
+    log, metrics = run_test_tool(SEGFORMER, ckpt, test_dir,
+                             tiny_seg_options(data_root, 2))
     assert 'Loads checkpoint by local backend' in log
-    results = glob.glob(str(test_dir / '*' / '*.json'))
-    assert len(results) == 1
-    metrics = json.load(open(results[0]))
     assert 0.0 <= metrics['mIoU'] <= 100.0
 
 
@@ -85,14 +87,9 @@ def test_maskformer_round_trip(data_root, tmp_path):
     assert 'decode_head.decoder_input_proj.weight' in state
 
     test_dir = tmp_path / 'test'
-    log = run([
-        sys.executable, 'tools/test.py', MASKFORMER, ckpt, '--work-dir',
-        str(test_dir), *tiny_seg_options(data_root, 2)
-    ])
+    log, metrics = run_test_tool(MASKFORMER, ckpt, test_dir,
+                             tiny_seg_options(data_root, 2))
     assert 'Loads checkpoint by local backend' in log
-    results = glob.glob(str(test_dir / '*' / '*.json'))
-    assert len(results) == 1
-    metrics = json.load(open(results[0]))
     assert 0.0 <= metrics['mIoU'] <= 100.0
 
 
