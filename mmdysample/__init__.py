@@ -1,7 +1,9 @@
 # Copyright (c) mmdysample contributors. All rights reserved.
 """DySample for OpenMMLab.
 
-``import mmdysample`` registers the DySample upsamplers in the mmengine root
+``import mmdysample`` registers the DySample upsamplers and the paper's
+other comparison upsamplers in pure PyTorch (``'IndexNet'``, ``'A2U'``,
+``'FADE'``, ``'SAPA-B'``, ``'CARAFEUnfold'``) in the mmengine root
 ``MODELS`` registry (read by :func:`mmcv.cnn.build_upsample_layer` from any
 scope), and, where mmdet / mmseg are installed, the neck and decode head that
 use them and the boundary IoU metric (mmseg's ``BoundaryIoUMetric``). A config

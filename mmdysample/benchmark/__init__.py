@@ -4,6 +4,3 @@
 Not imported by ``import mmdysample``; the CLI is
 ``tools/analysis_tools/benchmark_upsamplers.py``.
 """
-from .carafe import CARAFEUnfold, carafe_unfold
-
-__all__ = ['CARAFEUnfold', 'carafe_unfold']

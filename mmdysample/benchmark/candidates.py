@@ -1,13 +1,28 @@
 # Copyright (c) mmdysample contributors. All rights reserved.
 """The upsamplers the benchmark measures, ready to run on a device.
 
-Every registered upsampler of :data:`UPSAMPLERS`, plus :data:`REFERENCE`:
-the DySample layer in the paper's formulation (pixel shuffle, separate
-scope projection, ``grid_sample``), which the fused paths are compared
-with. CARAFE: mmcv's op has CUDA kernels only. On CUDA the registered
+In table order (:func:`candidate_names`): the stock upsamplers of
+:data:`STOCK`; :data:`CARAFE_UNFOLD`; every registered guided upsampler
+(:func:`guided_upsamplers`: IndexNet, A2U, FADE, SAPA-B, found in the
+registry through :func:`~mmdysample.models.guide.needs_guide`, not by
+name); the DySample presets; and :data:`REFERENCE`, the DySample layer in
+the paper's formulation (pixel shuffle, separate scope projection,
+``grid_sample``), which the fused paths are compared with.
+
+A guided candidate reads a guide of
+:func:`~mmdysample.models.guide.guide_shape` (``(N, C, 2H, 2W)`` at x2: the
+paper's Fig. 8 gives its guided upsamplers a 256 x 240 x 240 guide beside
+the 256 x 120 x 120 input) in every pass.
+
+CARAFE: mmcv's op has CUDA kernels only. On CUDA the registered
 ``CARAFEPack`` is timed (if this mmcv was built with CUDA); on CPU its
-weights are loaded into :class:`~.carafe.CARAFEUnfold` and that is timed,
-labelled ``carafe (unfold, CPU)``.
+weights are loaded into
+:class:`~mmdysample.models.upsamplers.carafe.CARAFEUnfold` and that is
+timed, labelled ``carafe (unfold, CPU)``. The :data:`CARAFE_UNFOLD`
+candidate is the registered pure-PyTorch layer on every device: on CUDA
+beside mmcv's kernel (it is the reassembly FADE, SAPA-B and A2U run), on a
+CPU only when ``carafe`` is not measured, since there the two rows would
+time the same layer (it is then skipped with a note saying so).
 """
 import inspect
 import os
@@ -17,16 +32,21 @@ from typing import Callable, Iterator, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
+from mmengine.registry import MODELS
 
-from ..models import DYSAMPLE_PRESETS, build_upsampler
-from ..models.upsamplers import fast_cpu, fast_triton, sampling
-from .carafe import CARAFEUnfold
+from ..models import DYSAMPLE_PRESETS, build_upsampler, list_upsamplers
+from ..models.guide import needs_guide
+from ..models.upsamplers import CARAFEUnfold, fast_cpu, fast_triton, sampling
 
 #: Every ratio in the tables and the JSON is relative to this candidate.
 BASELINE = 'bilinear'
-#: The registered upsamplers that are measured, in table order.
-UPSAMPLERS = ('nearest', 'bilinear', 'deconv', 'pixel_shuffle',
-              'carafe') + tuple(DYSAMPLE_PRESETS)
+#: mmcv's upsamplers, in table order (``carafe``: see the module docstring).
+STOCK = ('nearest', 'bilinear', 'deconv', 'pixel_shuffle', 'carafe')
+#: The registered upsamplers that read no guide, in table order.
+UPSAMPLERS = STOCK + tuple(DYSAMPLE_PRESETS)
+#: The registered pure-PyTorch CARAFE, labelled :data:`CARAFE_UNFOLD_LABEL`.
+CARAFE_UNFOLD = 'CARAFEUnfold'
+CARAFE_UNFOLD_LABEL = 'CARAFEUnfold (PyTorch)'
 #: Extra candidate: the DySample layer in the paper's formulation, offsets by
 #: ``sampling_offsets_reference`` and sampling through
 #: ``sampling.dysample_sample_reference``, when that module provides it.
@@ -44,9 +64,19 @@ def reference_sampler() -> Optional[Callable]:
     return fn
 
 
+def guided_upsamplers() -> List[str]:
+    """Registered upsamplers that read a guide, in registration order."""
+    listed = set(list_upsamplers())
+    return [
+        name for name, obj in MODELS.module_dict.items()
+        if name in listed and needs_guide(obj)
+    ]
+
+
 def candidate_names() -> List[str]:
     """Names accepted by ``names=`` / ``--candidates``, in table order."""
-    names = list(UPSAMPLERS)
+    names = list(STOCK) + [CARAFE_UNFOLD] + guided_upsamplers() + list(
+        DYSAMPLE_PRESETS)
     if reference_sampler() is not None:
         names.append(REFERENCE)
     return names
@@ -131,7 +161,8 @@ class Candidate:
 
     ``label`` says which implementation runs (``carafe (unfold, CPU)``);
     ``flops_layer`` is what FlopAnalyzer traces (the layer itself, or for
-    mmcv's CARAFE op its unfold twin).
+    mmcv's CARAFE op its unfold twin). A candidate with a ``skip`` reason
+    is listed as skipped, not measured.
     """
     name: str
     label: str
@@ -140,6 +171,12 @@ class Candidate:
     unfold_kernel: int = 0  # > 0: the CARAFE unfold implementation
     notes: List[str] = field(default_factory=list)
     sampler: str = ''  # DySample presets: see dysample_sampler
+    skip: str = ''
+
+    @property
+    def guided(self) -> bool:
+        """Whether the layer is called as ``layer(x, guide)``."""
+        return needs_guide(self.layer)
 
 
 def _mmcv_carafe_runs(pack: nn.Module, channels: int,
@@ -172,6 +209,10 @@ def build_candidate(name: str, channels: int, scale_factor: int,
         layer = build_upsampler(name, channels, scale_factor).to(device)
         return Candidate(name, name, layer, layer,
                          sampler=dysample_sampler(device))
+    if name == CARAFE_UNFOLD:
+        layer = build_upsampler(name, channels, scale_factor).to(device)
+        return Candidate(name, CARAFE_UNFOLD_LABEL, layer, layer,
+                         layer.up_kernel)
     if name != 'carafe':
         layer = build_upsampler(name, channels, scale_factor).to(device)
         return Candidate(name, name, layer, layer)
@@ -196,6 +237,26 @@ def build_candidate(name: str, channels: int, scale_factor: int,
                      'the unfold implementation instead')
     label = f'carafe (unfold, {device.type.upper()})'
     return Candidate(name, label, unfold, unfold, unfold.up_kernel, notes)
+
+
+def build_candidates(names: Sequence[str], channels: int, scale_factor: int,
+                     device: torch.device) -> List[Candidate]:
+    """:func:`build_candidate` for each name, in order.
+
+    Where the ``carafe`` candidate times the unfold twin (a CPU), the
+    :data:`CARAFE_UNFOLD` candidate would time the same layer a second
+    time: it is marked to skip, with the reason.
+    """
+    candidates = [
+        build_candidate(n, channels, scale_factor, device) for n in names
+    ]
+    carafe = next((c for c in candidates if c.name == 'carafe'), None)
+    if carafe is not None and carafe.unfold_kernel:
+        for cand in candidates:
+            if cand.name == CARAFE_UNFOLD:
+                cand.skip = (f'the {carafe.label!r} row times the same '
+                             f'layer ({CARAFE_UNFOLD}) on {device.type}')
+    return candidates
 
 
 def unfold_bytes(shape: Sequence[int], candidate: Candidate,

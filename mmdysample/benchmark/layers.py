@@ -3,14 +3,18 @@
 
 Forward is timed under ``no_grad`` in eval mode; forward + backward in
 train mode with a dense random output gradient (parameter and input
-gradients are cleared outside the timed region). See :mod:`.timing` for
-how, and :mod:`.candidates` for what.
+gradients are cleared outside the timed region). A guided upsampler gets a
+random guide of :func:`~mmdysample.models.guide.guide_shape` in both
+passes, FLOPs are counted with it, and in forward + backward the guide
+needs a gradient like ``x`` (in an FPN it is a lateral, which trains). See
+:mod:`.timing` for how, and :mod:`.candidates` for what.
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
+from ..models.guide import guide_shape
 from .candidates import (BASELINE, REFERENCE, Candidate, default_unfold_limit,
                          unfold_bytes)
 from .timing import (Task, count_flops, interleaved_timings, peak_memory_bytes,
@@ -26,20 +30,24 @@ SWEEP_BATCH_SIZES = (1, 2, 4)
 LAYER_PASSES = {'fwd': 'fwd', 'fwd_bwd': 'fwd+bwd'}
 
 
-def _layer_tasks(layer: nn.Module, x: torch.Tensor, x_grad: torch.Tensor,
+def _layer_tasks(layer: nn.Module, inputs: Tuple[torch.Tensor, ...],
+                 grad_inputs: Tuple[torch.Tensor, ...],
                  grad_out: torch.Tensor) -> Dict[str, Task]:
+    """``inputs``: ``(x, )`` or ``(x, guide)``; ``grad_inputs``: their
+    copies that require a gradient."""
 
     def forward():
         with torch.no_grad():
-            layer(x)
+            layer(*inputs)
 
     def clear():
         layer.train()
         layer.zero_grad(set_to_none=True)
-        x_grad.grad = None
+        for t in grad_inputs:
+            t.grad = None
 
     def forward_backward():
-        layer(x_grad).backward(grad_out)
+        layer(*grad_inputs).backward(grad_out)
 
     return dict(
         fwd=Task(lambda: layer.eval(), forward),
@@ -61,7 +69,8 @@ def benchmark_shape(candidates: List[Candidate],
         ``params``, ``flops``, per pass ``fwd`` / ``fwd_bwd`` the samples,
         median and quartiles in ms and ``peak_mem_bytes``,
         ``ratio_to_bilinear``, ``sampler`` (DySample: which implementation
-        sampled), and for ``'DySample'`` ``ratio_to_reference`` where
+        sampled), ``guide_shape`` (the guide it read, or None), and for
+        ``'DySample'`` ``ratio_to_reference`` where
         :data:`~.candidates.REFERENCE` was measured too) and ``skipped``
         (name, reason).
     """
@@ -73,9 +82,24 @@ def benchmark_shape(candidates: List[Candidate],
         n, c, h * scale_factor, w * scale_factor, generator=gen).to(device)
     if unfold_limit is None:
         unfold_limit = default_unfold_limit(device)
+    guides = {}  # guide shape -> (guide, its copy that requires a gradient)
+
+    def inputs_of(cand: Candidate) -> Tuple[Tuple[torch.Tensor, ...], ...]:
+        if not cand.guided:
+            return (x, ), (x_grad, )
+        size = guide_shape(cand.layer, shape)
+        if size not in guides:
+            guide = torch.randn(size, generator=gen).to(device)
+            guides[size] = guide, guide.clone().requires_grad_()
+        guide, guide_grad = guides[size]
+        return (x, guide), (x_grad, guide_grad)
 
     measured, skipped, tasks = [], [], {}
     for cand in candidates:
+        if cand.skip:
+            skipped.append(
+                dict(name=cand.name, label=cand.label, reason=cand.skip))
+            continue
         if cand.unfold_kernel:
             need = unfold_bytes(shape, cand, scale_factor)
             if need > unfold_limit:
@@ -86,28 +110,31 @@ def benchmark_shape(candidates: List[Candidate],
                         reason=f'needs ~{need / 2**30:.1f} GiB, over the '
                         f'limit of {unfold_limit / 2**30:.1f} GiB'))
                 continue
+        inputs, grad_inputs = inputs_of(cand)
         with torch.no_grad():
-            out = cand.layer.eval()(x)
+            out = cand.layer.eval()(*inputs)
         if tuple(out.shape) != tuple(grad_out.shape):
             raise ValueError(f'{cand.label} maps {tuple(shape)} to '
                              f'{tuple(out.shape)}, expected '
                              f'{tuple(grad_out.shape)}')
         del out
         measured.append(cand)
-        for pass_, task in _layer_tasks(cand.layer, x, x_grad,
+        for pass_, task in _layer_tasks(cand.layer, inputs, grad_inputs,
                                         grad_out).items():
             tasks[(cand.label, pass_)] = task
 
     timings = interleaved_timings(tasks, rounds, warmup, device, seed)
     results = []
     for cand in measured:
+        inputs, _ = inputs_of(cand)
         result = dict(
             name=cand.name,
             label=cand.label,
             params=sum(p.numel() for p in cand.layer.parameters()),
-            flops=count_flops(cand.flops_layer, x),
+            flops=count_flops(cand.flops_layer, *inputs),
             notes=cand.notes,
-            sampler=cand.sampler)
+            sampler=cand.sampler,
+            guide_shape=list(inputs[1].shape) if cand.guided else None)
         for pass_ in LAYER_PASSES:
             key = (cand.label, pass_)
             result[pass_] = stats(timings[key])

@@ -128,6 +128,7 @@ def format_upsampler_table(result: Dict, threads: int) -> str:
               for s in result['skipped']]
     lines += [f"note on {r['label']}: {note}" for r in result['results']
               for note in r['notes']]
+    lines += _guide_notes(result)
     samplers = sorted({r['sampler'] for r in result['results']
                        if r.get('sampler') and r['name'] != REFERENCE})
     if samplers:
@@ -140,6 +141,20 @@ def format_upsampler_table(result: Dict, threads: int) -> str:
                 f"fwd {_fmt_ratio(ratio['fwd'])}, "
                 f"fwd+bwd {_fmt_ratio(ratio['fwd_bwd'])}")
     return '\n'.join(lines)
+
+
+def _guide_notes(result: Dict) -> List[str]:
+    """One line per guide shape: which rows also read a guide."""
+    by_shape = {}
+    for r in result['results']:
+        if r.get('guide_shape'):
+            by_shape.setdefault(tuple(r['guide_shape']), []).append(
+                r['label'])
+    return [
+        f"guided (also read a guide of {' x '.join(map(str, shape))}, "
+        f"FLOPs and fwd+bwd include it): {', '.join(labels)}"
+        for shape, labels in by_shape.items()
+    ]
 
 
 def format_model_table(result: Dict, threads: int) -> str:
@@ -167,7 +182,16 @@ _COLOURS = {
     'deconv': 'tab:blue',
     'pixel_shuffle': 'tab:blue',
     'carafe': 'tab:green',
+    'CARAFEUnfold': 'tab:green',
 }
+#: Upsamplers that read a guide: their own colour and marker in the chart.
+_GUIDED_STYLE = dict(color='tab:purple', marker='^')
+
+
+def _style(result: Dict) -> Dict:
+    if result.get('guide_shape'):
+        return _GUIDED_STYLE
+    return dict(color=_COLOURS.get(result['name'], 'tab:red'), marker='o')
 
 
 def plot_latency_chart(results: List[Dict], path: str) -> None:
@@ -175,7 +199,8 @@ def plot_latency_chart(results: List[Dict], path: str) -> None:
 
     x: forward latency (ms, log); y: FLOPs (left) and Params (right), log
     (symlog where a value is 0, so that the parameter-free resizes show).
-    One labelled marker per upsampler; DySample variants in red.
+    One labelled marker per upsampler; DySample variants in red, guided
+    upsamplers (which also read a guide) as purple triangles.
     """
     from matplotlib.figure import Figure  # Agg through savefig, no pyplot
     from matplotlib.ticker import NullFormatter
@@ -193,9 +218,7 @@ def plot_latency_chart(results: List[Dict], path: str) -> None:
             ranked = sorted(result['results'], key=lambda r: r[key])
             for i, r in enumerate(ranked):
                 x, y = r['fwd']['median_ms'], r[key]
-                ax.scatter(
-                    x, y, s=60, color=_COLOURS.get(r['name'], 'tab:red'),
-                    zorder=3)
+                ax.scatter(x, y, s=60, zorder=3, **_style(r))
                 ax.annotate(
                     r['label'], (x, y),
                     xytext=(6, 5 if i % 2 else -11),
@@ -220,10 +243,12 @@ def plot_latency_chart(results: List[Dict], path: str) -> None:
                 f"{name} vs forward latency on {result['device']}",
                 fontsize=10)
     first = next(iter(firsts.values()))
+    guides = _guide_notes(first)
     fig.suptitle(
         f"x{first['scale_factor']} upsampling of "
         f"{' x '.join(map(str, first['shape']))}: median of "
-        f"{first['rounds']} interleaved rounds",
+        f"{first['rounds']} interleaved rounds" +
+        (f"\n{'; '.join(guides)} (triangles)" if guides else ''),
         fontsize=11)
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=120)

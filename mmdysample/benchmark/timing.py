@@ -154,12 +154,13 @@ def ratios(result: Dict, base: Optional[Dict],
     return out
 
 
-def count_flops(layer: nn.Module, x: torch.Tensor) -> int:
-    """FLOPs of ``layer(x)`` by mmengine's FlopAnalyzer (see module)."""
+def count_flops(layer: nn.Module, *inputs: torch.Tensor) -> int:
+    """FLOPs of ``layer(*inputs)`` by mmengine's FlopAnalyzer (see module):
+    ``(x, )``, or ``(x, guide)`` for a guided upsampler."""
     from mmengine.analysis import FlopAnalyzer
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter('ignore')  # tracer warnings
-        analyzer = FlopAnalyzer(layer.eval(), (x, ))
+        analyzer = FlopAnalyzer(layer.eval(), inputs)
         analyzer.unsupported_ops_warnings(False)
         analyzer.uncalled_modules_warnings(False)
         return int(analyzer.total())

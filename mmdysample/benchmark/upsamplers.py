@@ -3,13 +3,15 @@
 
 The paper (Sec. 3.4, Fig. 1 and Fig. 8) times x2 upsampling of a
 ``256 x 120 x 120`` map on an RTX 3090: 6.2 ms for DySample, 1.6 ms for
-bilinear. :func:`run_benchmark` measures the same quantities for every
-registered upsampler on the machine at hand, and the whole-model cost of
-DySample in Faster R-CNN and SegFormer. The work has a room each:
+bilinear; its guided upsamplers (IndexNet, A2U, FADE, SAPA-B) also read a
+``256 x 240 x 240`` guide. :func:`run_benchmark` measures the same
+quantities for every registered upsampler on the machine at hand, guided
+ones with their guide, and the whole-model cost of DySample in Faster R-CNN
+and SegFormer. The work has a room each:
 
-* :mod:`.candidates`: what is measured (the registered upsamplers, the
-  DySample layer in the paper's formulation, CARAFE's CPU twin), and which
-  implementation samples for DySample on each device;
+* :mod:`.candidates`: what is measured (the registered upsamplers, guided
+  or not, the DySample layer in the paper's formulation, CARAFE's CPU
+  twin), and which implementation samples for DySample on each device;
 * :mod:`.timing`: the harness (interleaved rounds, peak memory, FLOPs);
 * :mod:`.layers`: the upsamplers on one input, and the sweep of inputs;
 * :mod:`.models`: whole models with DySample against their stock
@@ -28,8 +30,11 @@ How it measures:
   gradient are not counted; the output is); allocator-level on CPU
   (``torch.profiler``) and CUDA (``max_memory_allocated``), not the
   process RSS.
+* **Guided upsamplers** read a random guide ``(N, C, sH, sW)`` in every
+  pass; in forward + backward it gets a gradient like ``x`` (in an FPN it
+  is a lateral). The tables say which rows read one.
 * **Params** and **FLOPs**: parameter count, and mmengine's ``FlopAnalyzer``
-  on the layer at the measured input (one multiply-add is one FLOP;
+  on the layer at the measured input and guide (one multiply-add is one FLOP;
   ``grid_sampler`` and bilinear resize are 4 FLOPs per output element,
   nearest 1; softmax, pixel shuffle and im2col count 0). CARAFE's FLOPs
   are counted on its unfold twin (the mmcv op is opaque to tracing).
@@ -47,9 +52,11 @@ from typing import Callable, Dict, Optional, Sequence
 
 import torch
 
-from .candidates import (BASELINE, REFERENCE, UPSAMPLERS, Candidate,
-                         build_candidate, candidate_names, check_candidates,
-                         default_unfold_limit, dysample_sampler)
+from .candidates import (BASELINE, CARAFE_UNFOLD, CARAFE_UNFOLD_LABEL,
+                         REFERENCE, STOCK, UPSAMPLERS, Candidate,
+                         build_candidate, build_candidates, candidate_names,
+                         check_candidates, default_unfold_limit,
+                         dysample_sampler, guided_upsamplers)
 from .layers import (LAYER_PASSES, PAPER_SHAPE, SWEEP_BATCH_SIZES, SWEEP_SIZES,
                      benchmark_shape, sweep_shapes)
 from .models import MODEL_PAIRS, MODEL_PASSES, benchmark_models
@@ -59,12 +66,14 @@ from .timing import (Task, check_int, check_rounds, count_flops,
                      interleaved_timings, peak_memory_bytes)
 
 __all__ = [
-    'BASELINE', 'LAYER_PASSES', 'MODEL_PAIRS', 'MODEL_PASSES', 'PAPER_SHAPE',
-    'REFERENCE', 'SWEEP_BATCH_SIZES', 'SWEEP_SIZES', 'UPSAMPLERS', 'Candidate',
-    'Task', 'benchmark_models', 'benchmark_shape', 'build_candidate',
-    'candidate_names', 'check_candidates', 'check_rounds', 'count_flops',
-    'default_unfold_limit', 'dysample_sampler', 'format_model_table',
-    'format_upsampler_table', 'interleaved_timings', 'machine_info',
+    'BASELINE', 'CARAFE_UNFOLD', 'CARAFE_UNFOLD_LABEL', 'LAYER_PASSES',
+    'MODEL_PAIRS', 'MODEL_PASSES', 'PAPER_SHAPE', 'REFERENCE', 'STOCK',
+    'SWEEP_BATCH_SIZES', 'SWEEP_SIZES', 'UPSAMPLERS', 'Candidate', 'Task',
+    'benchmark_models', 'benchmark_shape', 'build_candidate',
+    'build_candidates', 'candidate_names', 'check_candidates',
+    'check_rounds', 'count_flops', 'default_unfold_limit',
+    'dysample_sampler', 'format_model_table', 'format_upsampler_table',
+    'guided_upsamplers', 'interleaved_timings', 'machine_info',
     'peak_memory_bytes', 'plot_latency_chart', 'run_benchmark',
     'sweep_shapes', 'write_json'
 ]
@@ -175,9 +184,8 @@ def run_benchmark(devices: Sequence[str] = ('cpu', ),
             (f', load average {load[0]:.2f} (1 min)' if load else ''))
         for dev in devs:
             torch.manual_seed(seed)
-            candidates = [
-                build_candidate(n, shape[0], scale_factor, dev) for n in names
-            ]
+            candidates = build_candidates(names, shape[0], scale_factor,
+                                          dev)
             for n, c, h, w in shapes:
                 log(f'measuring {n} x {c} x {h} x {w} on {dev} ...')
                 result = benchmark_shape(candidates, (n, c, h, w),

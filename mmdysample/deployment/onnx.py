@@ -31,6 +31,17 @@ with it) into the graph, so a SegFormer (MiT) exported with ``dynamo=False``
 only runs at the export's number of tokens; export it with ``dynamo=True``.
 DySample and the ResNet + FPN detectors are size-generic with both.
 
+Guided upsamplers (:func:`~mmdysample.models.guide.needs_guide`: FADE,
+SAPA-B, IndexNet, A2U, ...) export as a graph of two inputs, ``input``
+``(N, C, H, W)`` and ``guide`` ``(N, C_g, sH, sW)``. With ``dynamo=True``
+the guide's axes are derived from the input's (``batch``, ``s * height``,
+``s * width``: one ``torch.export.Dim`` each, so the graph states the
+relation); the TorchScript exporter cannot express a relation between
+axes, so there the guide shares the ``batch`` axis and has height and
+width axes of its own (``guide_height``, ``guide_width``), and the layer's
+own shape check holds only at trace time. Either graph is valid for a guide
+of exactly ``s`` times the input's size, as the layer is.
+
 ``onnx`` and ``onnxruntime`` (and ``onnxscript`` for ``dynamo=True``) are
 imported when used.
 """
@@ -44,6 +55,8 @@ import torch.nn as nn
 from mmengine.config import Config
 from torch import Tensor
 
+from ..models.guide import guide_shape, needs_guide
+
 #: GridSample entered the default ONNX domain in opset 16.
 MIN_OPSET = 16
 #: Max abs difference accepted between onnxruntime and PyTorch (float32).
@@ -51,6 +64,10 @@ DEFAULT_ATOL = 1e-4
 INPUT_NAME = 'input'
 #: Axes of the ``(N, C, H, W)`` input left dynamic in the graph.
 DYNAMIC_AXES = {0: 'batch', 2: 'height', 3: 'width'}
+#: The second input of a guided upsampler's graph, ``(N, C_g, sH, sW)``.
+GUIDE_NAME = 'guide'
+#: Its dynamic axes under the TorchScript exporter (see the module docstring).
+GUIDE_DYNAMIC_AXES = {0: 'batch', 2: 'guide_height', 3: 'guide_width'}
 
 Shape = Sequence[int]
 
@@ -153,6 +170,51 @@ def _check_shape(shape: Shape, size_divisor: int) -> Tuple[int, ...]:
     return shape
 
 
+def input_names(module: nn.Module) -> List[str]:
+    """``['input']``, or ``['input', 'guide']`` for a guided upsampler."""
+    if needs_guide(module):
+        return [INPUT_NAME, GUIDE_NAME]
+    return [INPUT_NAME]
+
+
+def random_inputs(module: nn.Module,
+                  shape: Shape,
+                  generator: Optional[torch.Generator] = None
+                  ) -> Dict[str, Tensor]:
+    """Standard-normal graph inputs by name for an input of ``shape``: the
+    input, and for a guided upsampler its guide
+    (:func:`~mmdysample.models.guide.guide_shape`)."""
+    inputs = {INPUT_NAME: torch.randn(tuple(shape), generator=generator)}
+    if needs_guide(module):
+        inputs[GUIDE_NAME] = torch.randn(
+            guide_shape(module, shape), generator=generator)
+    return inputs
+
+
+def _dynamic_shapes(module: nn.Module, size_divisor: int) -> tuple:
+    """``dynamic_shapes`` for ``torch.export``: the guide's sizes are
+    ``s`` times the input's, as derived dims of the same ``Dim``."""
+    dim = torch.export.Dim
+    batch, height, width = dim('batch'), dim('height'), dim('width')
+
+    def times(factor: int, base):
+        return base if factor == 1 else factor * base
+
+    shapes = ({
+        0: batch,
+        2: times(size_divisor, height),
+        3: times(size_divisor, width)
+    }, )
+    if needs_guide(module):
+        ratio = size_divisor * int(module.scale_factor)
+        shapes += ({
+            0: batch,
+            2: times(ratio, height),
+            3: times(ratio, width)
+        }, )
+    return shapes
+
+
 def export_module(module: nn.Module,
                   path: str,
                   example_shape: Shape,
@@ -160,6 +222,11 @@ def export_module(module: nn.Module,
                   dynamo: bool = False,
                   size_divisor: int = 1) -> str:
     """Export a module of one ``(N, C, H, W)`` input with dynamic N, H, W.
+
+    A guided upsampler (:func:`~mmdysample.models.guide.needs_guide`) is
+    exported with its guide as the second input, ``guide``, of shape
+    :func:`~mmdysample.models.guide.guide_shape` (see the module docstring
+    for its dynamic axes).
 
     Args:
         module (nn.Module): The module, exported in its current mode.
@@ -180,7 +247,7 @@ def export_module(module: nn.Module,
 
     Raises:
         RuntimeError: If the exported graph fixed a batch, height or width
-            dimension of the input (``torch.export`` specialises silently
+            dimension of an input (``torch.export`` specialises silently
             when the model's code needs a concrete size); nothing is left
             at ``path`` then.
     """
@@ -197,42 +264,45 @@ def export_module(module: nn.Module,
         # torch.export specialises dimensions of size 0 and 1, so a batch of
         # 1 would be frozen: trace with 2 (the batch is dynamic anyway).
         shape = (max(shape[0], 2), ) + shape[1:]
-    example = torch.randn(shape)
+    examples = tuple(random_inputs(module, shape).values())
     with torch.no_grad():
-        names = output_names(len(_as_tuple(module(example))))
+        names = output_names(len(_as_tuple(module(*examples))))
     parent = osp.dirname(osp.abspath(path))
     os.makedirs(parent, exist_ok=True)
 
+    inputs = input_names(module)
     if dynamo:
-        dim = torch.export.Dim
-        height, width = dim('height'), dim('width')
-        if size_divisor > 1:
-            height, width = size_divisor * height, size_divisor * width
         dynamic = dict(
-            dynamic_shapes=({0: dim('batch'), 2: height, 3: width}, ),
+            dynamic_shapes=_dynamic_shapes(module, size_divisor),
             external_data=False,  # one self-contained file
             verbose=False)
     else:
         axes = {INPUT_NAME: dict(DYNAMIC_AXES)}
+        if GUIDE_NAME in inputs:
+            axes[GUIDE_NAME] = dict(GUIDE_DYNAMIC_AXES)
         for name in names:
             axes[name] = {0: 'batch', 2: f'{name}_height', 3: f'{name}_width'}
         dynamic = dict(dynamic_axes=axes)
     torch.onnx.export(
-        module, (example, ),
+        module,
+        examples,
         path,
         dynamo=dynamo,
         opset_version=opset,
-        input_names=[INPUT_NAME],
+        input_names=inputs,
         output_names=names,
         **dynamic)
 
-    fixed = sorted(set(DYNAMIC_AXES) - set(symbolic_input_axes(path)))
-    if fixed:
-        os.remove(path)  # a static graph must not pass for a dynamic one
-        raise RuntimeError(
-            f'exporting to {path} (dynamo={dynamo}) fixed the input axes '
-            f'{[DYNAMIC_AXES[a] for a in fixed]}: the model code needs a '
-            'concrete size there (e.g. int(x.shape[2]) or a branch on it)')
+    for name in inputs:
+        fixed = sorted(set(DYNAMIC_AXES) - set(symbolic_input_axes(path,
+                                                                   name)))
+        if fixed:
+            os.remove(path)  # a static graph must not pass for a dynamic one
+            raise RuntimeError(
+                f'exporting to {path} (dynamo={dynamo}) fixed the axes '
+                f'{[DYNAMIC_AXES[a] for a in fixed]} of the input {name!r}: '
+                'the model code needs a concrete size there (e.g. '
+                'int(x.shape[2]) or a branch on it)')
     return path
 
 
@@ -243,13 +313,16 @@ def export_upsampler(layer: nn.Module,
                      dynamo: bool = False) -> str:
     """Export an upsampler ``(N, C, H, W) -> (N, C, sH, sW)`` to ONNX.
 
-    Batch, height and width are dynamic; any sizes work at run time.
+    Batch, height and width are dynamic; any sizes work at run time. A
+    guided upsampler (FADE, SAPA-B, IndexNet, A2U, ...) gets a second graph
+    input, ``guide`` ``(N, C_g, sH, sW)`` (see :func:`export_module`).
 
     Args:
         layer (nn.Module): The upsampler, e.g. a :class:`DySample`.
         path (str): The ``.onnx`` file to write.
         example_shape (Sequence[int], optional): ``(N, C, H, W)`` of the
-            tracing input. Defaults to ``(1, layer.in_channels, 16, 16)``.
+            tracing input. Defaults to ``(1, C, 16, 16)`` with ``C`` the
+            layer's ``in_channels`` (or ``channels``, as ``CARAFEUnfold``).
         opset (int): ONNX opset, at least 16. Defaults to 17.
         dynamo (bool): Use the ``torch.export``-based exporter.
             Defaults to False.
@@ -271,8 +344,9 @@ def export_upsampler(layer: nn.Module,
         True
     """
     if example_shape is None:
-        channels = getattr(layer, 'in_channels', None)
-        if channels is None:
+        channels = getattr(layer, 'in_channels',
+                           getattr(layer, 'channels', None))
+        if not isinstance(channels, int):
             raise ValueError(f'{type(layer).__name__} has no in_channels: '
                              'pass example_shape=(N, C, H, W)')
         example_shape = (1, channels, 16, 16)
@@ -337,7 +411,8 @@ def verify_onnx(path: str, inputs: Dict[str, Tensor],
 
     Args:
         path (str): An ONNX file.
-        inputs (dict[str, Tensor]): Graph inputs by name.
+        inputs (dict[str, Tensor]): Graph inputs by name: ``input``, and
+            ``guide`` for a guided upsampler's graph.
         expected (Tensor | Sequence[Tensor]): The PyTorch outputs, in the
             graph's output order.
 
@@ -345,10 +420,15 @@ def verify_onnx(path: str, inputs: Dict[str, Tensor],
         float: The largest absolute difference over all outputs.
 
     Raises:
-        ValueError: If the number or the shapes of the outputs differ.
+        ValueError: If ``inputs`` does not name the graph's inputs, or the
+            number or the shapes of the outputs differ.
     """
     import onnxruntime as ort
     session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    wanted = [value.name for value in session.get_inputs()]
+    if sorted(wanted) != sorted(inputs):
+        raise ValueError(f'{path} takes the inputs {wanted}, got '
+                         f'{sorted(inputs)}')
     feeds = {
         name: value.detach().cpu().numpy()
         for name, value in inputs.items()
@@ -385,8 +465,17 @@ def compare_with_torch(module: nn.Module,
                        seed: int = 0) -> List[Tuple[Tuple[int, ...], float]]:
     """:func:`verify_onnx` on random inputs of several shapes.
 
+    A guided upsampler gets a random guide of
+    :func:`~mmdysample.models.guide.guide_shape` beside each input.
+
+    Args:
+        module (nn.Module): The exported module.
+        path (str): Its ONNX file.
+        shapes (Sequence[Sequence[int]]): ``(N, C, H, W)`` of the input.
+        seed (int): Seeds the random inputs. Defaults to 0.
+
     Returns:
-        list[tuple]: ``(shape, max abs error)`` per shape.
+        list[tuple]: ``(shape, max abs error)`` per shape of the input.
 
     Raises:
         RuntimeError: If onnxruntime cannot run the graph at a shape (a
@@ -396,11 +485,11 @@ def compare_with_torch(module: nn.Module,
     results = []
     for shape in shapes:
         shape = tuple(shape)
-        x = torch.randn(shape, generator=gen)
+        inputs = random_inputs(module, shape, gen)
         with torch.no_grad():
-            expected = module(x)
+            expected = module(*inputs.values())
         try:
-            error = verify_onnx(path, {INPUT_NAME: x}, expected)
+            error = verify_onnx(path, inputs, expected)
         except Exception as err:  # onnxruntime's own exception types
             raise RuntimeError(f'{path} does not run at input shape {shape}: '
                                f'{err}') from err

@@ -11,10 +11,12 @@ inside our own integration code is not swallowed.
 from importlib.util import find_spec
 
 from .builder import build_upsampler, list_upsamplers
+from .guide import GuidedUpsampler, needs_guide
 from .upsamplers import DYSAMPLE_PRESETS, DySample
 
 __all__ = [
-    'DySample', 'DYSAMPLE_PRESETS', 'build_upsampler', 'list_upsamplers'
+    'DySample', 'DYSAMPLE_PRESETS', 'GuidedUpsampler', 'build_upsampler',
+    'list_upsamplers', 'needs_guide'
 ]
 
 if find_spec('mmdet') is not None:

@@ -74,8 +74,8 @@ def _refuse_cpu_input(module: nn.Module, args: tuple) -> None:
             "mmcv's CARAFE op, which has no CPU kernel; got an input on "
             f'the CPU of shape {tuple(x.shape)}. Run the model on a CUDA '
             'device. To compute the same function on a CPU (e.g. for '
-            'benchmarks), load its state dict into '
-            'mmdysample.benchmark.carafe.CARAFEUnfold.')
+            "training), use upsample_cfg=dict(type='CARAFEUnfold'), whose "
+            'parameters and state dict are those of CARAFEPack.')
 
 
 def list_upsamplers() -> List[str]:

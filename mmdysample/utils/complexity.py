@@ -6,8 +6,9 @@ multiply-add counts as one FLOP, as in fvcore and the OpenMMLab model zoos).
 It counts ``aten::grid_sampler`` as 4 FLOPs per output element, like
 bilinear interpolation, so DySample's sampling is included. mmcv's CARAFE
 op has no CPU kernel and is opaque to tracing: its layers are counted on
-their CPU twin, :class:`~mmdysample.benchmark.carafe.CARAFEUnfold` (same
-parameters; the reassembly's ``k*k*C*sH*sW`` multiply-adds are a ``bmm``).
+their CPU twin, :class:`~mmdysample.models.upsamplers.CARAFEUnfold`
+(same parameters; the reassembly's ``k*k*C*sH*sW`` multiply-adds are a
+``bmm``).
 """
 import copy
 import inspect
@@ -50,7 +51,7 @@ def baseline_config(cfg: Config) -> Config:
 def carafe_to_unfold(model: nn.Module) -> nn.Module:
     """Replace every ``mmcv.ops.CARAFEPack`` in ``model`` by its twin.
 
-    The :class:`~mmdysample.benchmark.carafe.CARAFEUnfold` gets the same
+    The :class:`~mmdysample.models.upsamplers.CARAFEUnfold` gets the same
     arguments and the layer's state dict, so parameters and outputs are
     unchanged, and it runs (and traces) on a CPU. In place.
 
@@ -64,7 +65,7 @@ def carafe_to_unfold(model: nn.Module) -> nn.Module:
         from mmcv.ops import CARAFEPack
     except ImportError:
         return model
-    from ..benchmark.carafe import CARAFEUnfold
+    from ..models.upsamplers import CARAFEUnfold
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if not isinstance(child, CARAFEPack):

@@ -1,5 +1,5 @@
 # Copyright (c) mmdysample contributors. All rights reserved.
-"""The CPU CARAFE twin and the upsampler benchmark tool."""
+"""The upsampler benchmark: the harness, the guided candidates, the tool."""
 import contextlib
 import importlib.util
 import io
@@ -10,148 +10,18 @@ import re
 import cv2
 import pytest
 import torch
+import torch.nn as nn
+from mmengine.registry import MODELS
 
-from mmdysample.benchmark import CARAFEUnfold, carafe_unfold
 from mmdysample.benchmark import upsamplers as bench
-from mmdysample.models.upsamplers import sampling
+from mmdysample.models.guide import GuidedUpsampler
+from mmdysample.models.upsamplers import carafe_reassemble, sampling
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO, 'tools/analysis_tools/benchmark_upsamplers.py')
-
-
-def loop_carafe(features, masks, k, group_size, s):
-    """CARAFE reassembly, one output value at a time (paper eq. 4).
-
-    Output pixel (i, j) of channel ch sums the k x k neighbours of input
-    pixel (i // s, j // s), zero outside the map, weighted by the mask of
-    the channel's group at (i, j); mask channel (g * k + dy) * k + dx
-    weighs the neighbour at offset (dy - k // 2, dx - k // 2).
-    """
-    n, c, h, w = features.shape
-    r = k // 2
-    out = torch.zeros(n, c, s * h, s * w, dtype=torch.float64)
-    for b in range(n):
-        for ch in range(c):
-            g = ch // (c // group_size)
-            for i in range(s * h):
-                for j in range(s * w):
-                    total = 0.0
-                    for dy in range(k):
-                        for dx in range(k):
-                            y, x = i // s + dy - r, j // s + dx - r
-                            if 0 <= y < h and 0 <= x < w:
-                                weight = masks[b, (g * k + dy) * k + dx, i, j]
-                                total += float(features[b, ch, y, x]) * float(
-                                    weight)
-                    out[b, ch, i, j] = total
-    return out
-
-
-# --------------------------------------------------------------------------
-# carafe_unfold / CARAFEUnfold
-
-
-@pytest.mark.parametrize('k,groups,s', [(1, 1, 1), (3, 1, 2), (5, 2, 2),
-                                        (3, 4, 3), (5, 1, 1)])
-def test_carafe_unfold_matches_loop(k, groups, s):
-    gen = torch.Generator().manual_seed(k * 100 + groups * 10 + s)
-    features = torch.randn(2, 8, 3, 5, generator=gen, dtype=torch.float64)
-    # Unnormalised, signed masks: nothing may rely on a softmax.
-    masks = torch.randn(
-        2, groups * k * k, 3 * s, 5 * s, generator=gen, dtype=torch.float64)
-    expected = loop_carafe(features, masks, k, groups, s)
-    out = carafe_unfold(features, masks, k, groups, s)
-    assert out.shape == expected.shape
-    torch.testing.assert_close(out, expected)
-
-
-def test_carafe_unfold_non_contiguous_and_empty_batch():
-    features = torch.randn(1, 4, 6, 5, dtype=torch.float64).transpose(2, 3)
-    masks = torch.randn(1, 9, 10, 12, dtype=torch.float64)
-    torch.testing.assert_close(
-        carafe_unfold(features, masks, 3, 1, 2),
-        loop_carafe(features, masks, 3, 1, 2))
-    empty = carafe_unfold(torch.rand(0, 4, 3, 3), torch.rand(0, 9, 6, 6), 3,
-                          1, 2)
-    assert empty.shape == (0, 4, 6, 6)
-
-
-def test_carafe_unfold_gradcheck():
-    features = torch.randn(1, 4, 3, 4, dtype=torch.float64, requires_grad=True)
-    masks = torch.randn(
-        1, 2 * 9, 6, 8, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(
-        lambda f, m: carafe_unfold(f, m, 3, 2, 2), (features, masks))
-
-
-@pytest.mark.parametrize('kwargs,match', [
-    (dict(kernel_size=4), 'kernel_size must be odd, got 4'),
-    (dict(group_size=3), r'channels \(8\) must be divisible by group_size'),
-    (dict(scale_factor=0), 'scale_factor must be >= 1, got 0'),
-    (dict(scale_factor=3), r'masks must have shape \(1, 9, 9, 12\)'),
-])
-def test_carafe_unfold_rejects_bad_arguments(kwargs, match):
-    args = {**dict(kernel_size=3, group_size=1, scale_factor=2), **kwargs}
-    with pytest.raises(ValueError, match=match):
-        carafe_unfold(torch.rand(1, 8, 3, 4), torch.rand(1, 9, 6, 8), **args)
-
-
-def _carafe_pack(**kwargs):
-    ops = pytest.importorskip('mmcv.ops')
-    return ops.CARAFEPack(**kwargs)
-
-
-PACK_ARGS = dict(
-    channels=8,
-    scale_factor=2,
-    up_kernel=3,
-    up_group=2,
-    encoder_kernel=3,
-    encoder_dilation=2,
-    compressed_channels=6)
-
-
-def test_carafe_unfold_module_loads_carafepack_and_matches_its_pipeline():
-    pack = _carafe_pack(**PACK_ARGS)
-    layer = CARAFEUnfold(**PACK_ARGS)
-    layer.load_state_dict(pack.state_dict(), strict=True)
-    x = torch.randn(2, 8, 5, 4)
-    # CARAFEPack's own kernel prediction runs on CPU; only its reassembly
-    # op does not, so that part is the loop.
-    with torch.no_grad():
-        masks = pack.kernel_normalizer(
-            pack.content_encoder(pack.channel_compressor(x)))
-        out = layer(x)
-    expected = loop_carafe(x, masks, 3, 2, 2)
-    torch.testing.assert_close(out.double(), expected, rtol=1e-5, atol=1e-6)
-
-
-def test_carafe_unfold_module_shapes_and_gradients():
-    layer = CARAFEUnfold(8, scale_factor=3, up_group=2)
-    x = torch.randn(2, 8, 5, 7, requires_grad=True)
-    out = layer(x)
-    assert out.shape == (2, 8, 15, 21)
-    out.backward(torch.randn_like(out))
-    assert x.grad is not None and x.grad.abs().sum() > 0
-    for name, param in layer.named_parameters():
-        assert param.grad is not None and param.grad.abs().sum() > 0, name
-
-
-@pytest.mark.gpu
-def test_carafe_unfold_matches_mmcv_on_cuda():
-    pack = _carafe_pack(channels=16, scale_factor=2, up_group=2).cuda()
-    layer = CARAFEUnfold(16, scale_factor=2, up_group=2).cuda()
-    layer.load_state_dict(pack.state_dict(), strict=True)
-    x = torch.randn(2, 16, 9, 11, device='cuda', requires_grad=True)
-    x2 = x.detach().clone().requires_grad_()
-    out, expected = layer(x2), pack(x)
-    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
-    grad = torch.randn_like(out)
-    out.backward(grad)
-    expected.backward(grad)
-    torch.testing.assert_close(x2.grad, x.grad, rtol=1e-4, atol=1e-5)
-    for (name, a), b in zip(layer.named_parameters(), pack.parameters()):
-        torch.testing.assert_close(a.grad, b.grad, rtol=1e-3, atol=1e-5)
+CPU = torch.device('cpu')
+#: The guided upsamplers of the paper's tables (issue 17).
+PAPER_GUIDED = ('IndexNet', 'A2U', 'FADE', 'SAPA-B')
 
 
 # --------------------------------------------------------------------------
@@ -236,6 +106,115 @@ def test_models_missing_configs_are_skipped_with_a_note(tmp_path):
 
 
 # --------------------------------------------------------------------------
+# Guided candidates
+
+
+class TinyGuided(GuidedUpsampler):
+    """A guided upsampler no table can know: kernels from the guide."""
+
+    def __init__(self, in_channels: int, scale_factor: int = 2) -> None:
+        super().__init__(in_channels, scale_factor)
+        self.encoder = nn.Conv2d(in_channels, 9, 1)
+
+    def forward(self, x, guide):
+        self.check_guide(x, guide)
+        masks = self.encoder(guide).softmax(1)
+        return carafe_reassemble(x, masks, 3, 1, self.scale_factor)
+
+
+def conv_flops(layer, inputs):
+    """Multiply-adds of the layer's convolutions alone: a lower bound that
+    leaves out the reassembly (and everything else)."""
+    total, hooks = [0], []
+
+    def count(conv, _, out):
+        taps = conv.in_channels // conv.groups * conv.weight[0, 0].numel()
+        total[0] += out.numel() * taps
+
+    for m in layer.modules():
+        if isinstance(m, nn.Conv2d):
+            hooks.append(m.register_forward_hook(count))
+    with torch.no_grad():
+        layer.eval()(*inputs)
+    for h in hooks:
+        h.remove()
+    return total[0]
+
+
+def test_guided_candidates_come_from_the_registry(monkeypatch):
+    names = bench.guided_upsamplers()
+    assert set(PAPER_GUIDED) <= set(names), names
+    monkeypatch.setitem(MODELS._module_dict, 'TinyGuidedForTest', TinyGuided)
+    assert bench.guided_upsamplers() == names + ['TinyGuidedForTest']
+    order = bench.candidate_names()
+    # Between the stock upsamplers and DySample, as in the paper's tables.
+    assert order.index('carafe') < order.index(bench.CARAFE_UNFOLD) < min(
+        order.index(n) for n in names) < order.index('DySample')
+    cand = bench.build_candidate('TinyGuidedForTest', 8, 2, CPU)
+    assert cand.guided and cand.label == 'TinyGuidedForTest'
+    assert not bench.build_candidate('DySample', 16, 2, CPU).guided
+    assert bench.check_candidates(['TinyGuidedForTest']) == [
+        'bilinear', 'TinyGuidedForTest'
+    ]
+
+
+def test_guided_candidates_run_with_their_guide():
+    """Every guided candidate on a tiny input: called with a guide of
+    (N, C, sH, sW) in both passes (the guide gets a gradient in fwd+bwd),
+    its Params those of the layer, its FLOPs counted with the guide and
+    above what its convolutions alone cost."""
+    names = bench.guided_upsamplers()
+    candidates = [bench.build_candidate(n, 32, 2, CPU) for n in names]
+    seen = {}
+
+    def record(layer, args):
+        seen.setdefault(id(layer), []).append(
+            [(tuple(a.shape), a.requires_grad) for a in args])
+
+    hooks = [c.layer.register_forward_pre_hook(record) for c in candidates]
+    shape = (2, 32, 5, 6)
+    result = bench.benchmark_shape(candidates, shape, 2, CPU, rounds=1,
+                                   warmup=0)
+    for h in hooks:
+        h.remove()
+    assert [r['name'] for r in result['results']] == names
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=gen)
+    guide = torch.randn(2, 32, 10, 12, generator=gen)
+    for cand, r in zip(candidates, result['results']):
+        assert r['guide_shape'] == [2, 32, 10, 12], r['name']
+        calls = seen[id(cand.layer)]
+        assert all([s for s, _ in call] == [shape, (2, 32, 10, 12)]
+                   for call in calls), (r['name'], calls)
+        # x and the guide need a gradient in the fwd+bwd calls (one timed,
+        # one for the memory), and neither does elsewhere.
+        grads = [tuple(g for _, g in call) for call in calls]
+        assert grads.count((True, True)) == 2, (r['name'], grads)
+        assert set(grads) == {(False, False), (True, True)}, r['name']
+        assert r['params'] == sum(p.numel() for p in cand.layer.parameters())
+        assert r['params'] > 0
+        assert r['flops'] > conv_flops(cand.layer, (x, guide)) > 0, r['name']
+        for pass_ in ('fwd', 'fwd_bwd'):
+            assert r[pass_]['median_ms'] > 0
+            assert r[pass_]['peak_mem_bytes'] > 0
+    table = bench.format_upsampler_table(result, 2)
+    assert re.search(
+        r'^guided \(also read a guide of 2 x 32 x 10 x 12, .*\): ' +
+        ', '.join(map(re.escape, names)) + '$', table, re.M), table
+
+
+def test_carafe_unfold_is_not_timed_twice_on_cpu():
+    both = bench.build_candidates(['carafe', bench.CARAFE_UNFOLD], 16, 2, CPU)
+    assert both[0].label == 'carafe (unfold, CPU)' and not both[0].skip
+    assert 'same layer' in both[1].skip
+    alone, = bench.build_candidates([bench.CARAFE_UNFOLD], 16, 2, CPU)
+    assert alone.label == bench.CARAFE_UNFOLD_LABEL and not alone.skip
+    result = bench.benchmark_shape(both, (1, 16, 4, 4), 2, CPU, 1, 0)
+    assert [r['name'] for r in result['results']] == ['carafe']
+    assert [s['name'] for s in result['skipped']] == [bench.CARAFE_UNFOLD]
+
+
+# --------------------------------------------------------------------------
 # The CLI
 
 
@@ -268,12 +247,18 @@ def quick_run(tool, tmp_path_factory):
 
 def test_quick_json_has_every_candidate_with_positive_medians(quick_run):
     results, _, _ = quick_run
-    names = bench.candidate_names()
+    # On a CPU the carafe row times CARAFEUnfold already.
+    names = [n for n in bench.candidate_names() if n != bench.CARAFE_UNFOLD]
     configs = results['upsamplers']
-    assert [c['shape'] for c in configs] == [[1, 16, 8, 8], [2, 16, 8, 8]]
+    assert [c['shape'] for c in configs] == [[1, 32, 8, 8], [2, 32, 8, 8]]
     for config in configs:
         assert [r['name'] for r in config['results']] == names
-        assert config['skipped'] == []
+        assert [s['name'] for s in config['skipped']] == [bench.CARAFE_UNFOLD]
+        n = config['shape'][0]
+        guided = [r['name'] for r in config['results'] if r['guide_shape']]
+        assert guided == bench.guided_upsamplers()
+        assert all(r['guide_shape'] == [n, 32, 16, 16]
+                   for r in config['results'] if r['guide_shape'])
         for r in config['results']:
             for pass_ in ('fwd', 'fwd_bwd'):
                 stats = r[pass_]
@@ -324,6 +309,30 @@ def test_quick_chart_reads_back(quick_run):
     _, _, png = quick_run
     image = cv2.imread(str(png))
     assert image is not None and image.shape[0] > 100 and image.shape[1] > 100
+
+
+def test_cli_guided_candidate(tool, tmp_path, capsys):
+    results = tool.main([
+        '--quick', '--device', 'cpu', '--candidates', 'FADE', '--rounds',
+        '1', '--out-json',
+        str(tmp_path / 'b.json'), '--out-png',
+        str(tmp_path / 'b.png')
+    ])
+    config, = results['upsamplers']
+    assert [r['name'] for r in config['results']] == ['bilinear', 'FADE']
+    bilinear, fade = config['results']
+    assert bilinear['guide_shape'] is None
+    assert fade['guide_shape'] == [1, 32, 16, 16]
+    assert fade['params'] > 0 and fade['flops'] > bilinear['flops']
+    out = capsys.readouterr().out
+    number = r'\s+[\d.]+[KMG]?'
+    assert re.search(r'^FADE' + number * 10 + r'\s*$', out, re.M), out
+    assert re.search(r'^guided \(also read a guide of 1 x 32 x 16 x 16, .*'
+                     r'\): FADE$', out, re.M), out
+    with open(tmp_path / 'b.json') as f:
+        assert json.load(f)['upsamplers'][0]['results'][1]['guide_shape'] \
+            == [1, 32, 16, 16]
+    assert cv2.imread(str(tmp_path / 'b.png')) is not None
 
 
 @pytest.mark.parametrize('argv,named', [

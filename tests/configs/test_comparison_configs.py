@@ -1,7 +1,8 @@
 # Copyright (c) mmdysample contributors. All rights reserved.
 """The paper's comparison rows (Tables 4, 6, 7, 8): bilinear, deconvolution,
-pixel shuffle and CARAFE in the FPN of Faster R-CNN / Mask R-CNN / Panoptic
-FPN (R50) and in SegFormer-B1's decoder.
+pixel shuffle, CARAFE and the guided IndexNet, A2U, FADE and SAPA-B in the
+FPN of Faster R-CNN / Mask R-CNN / Panoptic FPN (R50) and in SegFormer-B1's
+decoder.
 
 Each config differs from the DySample config of the same model in the
 upsampler only, uses the paper's settings (Sec. 4), adds exactly stages x
@@ -24,6 +25,7 @@ from mmengine import Config  # noqa: E402
 
 import mmdysample  # noqa: E402,F401 (registers everything)
 from mmdysample.models import build_upsampler  # noqa: E402
+from mmdysample.models.guide import needs_guide  # noqa: E402
 from mmdysample.utils.complexity import baseline_config  # noqa: E402
 from mmdysample.utils.model import build_model  # noqa: E402
 
@@ -35,7 +37,13 @@ UPSAMPLE_CFGS = {
         type='deconv', kernel_size=3, stride=2, padding=1, output_padding=1),
     'pixel-shuffle': dict(type='pixel_shuffle', upsample_kernel=3),
     'carafe': dict(type='carafe'),
+    # the guided ones: the paper's settings are the layers' defaults
+    'indexnet': dict(type='IndexNet'),
+    'a2u': dict(type='A2U'),
+    'fade': dict(type='FADE'),
+    'sapa-b': dict(type='SAPA-B'),
 }
+GUIDED = ['indexnet', 'a2u', 'fade', 'sapa-b']
 #: parameters of one x2 stage at 256 channels, biases included
 PER_STAGE = {
     'bilinear': 0,
@@ -44,6 +52,14 @@ PER_STAGE = {
     'pixel-shuffle': 256 * 1024 * 3 * 3 + 1024,  # 2,360,320
     # compressor 256 -> 64 (1x1), encoder 64 -> 5*5*2*2 (3x3)
     'carafe': (256 * 64 + 64) + (64 * 100 * 9 + 100),  # 74,148
+    # HIN: 4x4 s2 conv 256 -> 512 (no bias), BN(512), 1x1 512 -> 4 (no bias)
+    'indexnet': 256 * 512 * 16 + 2 * 512 + 512 * 4,  # 2,100,224
+    # 1x1 convs 256 -> 36, 1, 1 (biases) and two GroupNorm(32, 256)
+    'a2u': (256 * 36 + 36) + 2 * (256 + 1) + 2 * 2 * 256,  # 10,790
+    # 1x1 compressors 256 -> 64 (guide: bias, x: none), 3x3 encoder 64 -> 25
+    'fade': (256 * 64 + 64) + 256 * 64 + (64 * 25 * 9 + 25),  # 47,257
+    # two GroupNorm(32, 256), 1x1 query / key convs 256 -> 32 (biases)
+    'sapa-b': 2 * 2 * 256 + 2 * (256 * 32 + 32),  # 17,472
 }
 DET_FOLDERS = {
     'faster_rcnn': 'faster-rcnn',
@@ -52,7 +68,8 @@ DET_FOLDERS = {
 }
 FPN_STAGES = 3
 SEG_STAGES = 6  # 3 + 2 + 1
-SEG_TAGS = ['deconv', 'pixel-shuffle', 'carafe']  # bilinear is the baseline
+#: bilinear is SegFormer's baseline
+SEG_TAGS = ['deconv', 'pixel-shuffle', 'carafe', *GUIDED]
 
 DET_CONFIGS = [
     ROOT / 'configs' / folder / f'{prefix}_r50_fpn-{tag}_1x_coco.py'
@@ -63,7 +80,7 @@ SEG_CONFIGS = [
     f'segformer_mit-b1-{tag}_8xb2-160k_ade20k-512x512.py' for tag in SEG_TAGS
 ]
 CONFIGS = DET_CONFIGS + SEG_CONFIGS
-TAG = re.compile(r'(?:_r50_fpn|_mit-b1)-(?P<tag>[a-z-]+?)_(?:1x|8xb2)')
+TAG = re.compile(r'(?:_r50_fpn|_mit-b1)-(?P<tag>[a-z0-9-]+?)_(?:1x|8xb2)')
 
 
 def tag_of(path):
@@ -108,7 +125,7 @@ def ids(path):
 
 
 def test_configs_are_collected():
-    assert len(CONFIGS) == 15
+    assert len(CONFIGS) == 31  # 3 x 8 detectors, 7 SegFormers
     for path in CONFIGS:
         assert path.is_file(), path
     # nothing in these folders escapes the tests: each config is a DySample
@@ -148,14 +165,36 @@ def test_upsampler_is_the_papers_setting(tag):
     elif tag == 'pixel-shuffle':
         conv = layer.upsample_conv
         assert (conv.kernel_size, conv.out_channels) == ((3, 3), 4 * 256)
-    else:  # mmcv's defaults
+    elif tag == 'carafe':  # mmcv's defaults
         assert (layer.up_kernel, layer.up_group, layer.encoder_kernel,
                 layer.encoder_dilation, layer.compressed_channels) == (5, 1,
                                                                        3, 1,
                                                                        64)
+    elif tag == 'indexnet':  # HIN: holistic, nonlinear, with context
+        assert (layer.use_nonlinear, layer.use_context) == (True, True)
+        assert layer.indexnet[0].kernel_size == (4, 4)
+    elif tag == 'a2u':  # dynamic-cs: 3x3 kernels, 6x6 filters, GN(32)
+        assert (layer.up_kernel, layer.filter_size,
+                layer.norm_groups) == (3, 6, 32)
+    elif tag == 'fade':  # without the gate
+        assert (layer.up_kernel, layer.encoder_kernel, layer.embedding_dim,
+                layer.gating) == (5, 3, 64, False)
+    else:  # SAPA-B
+        assert (layer.up_kernel, layer.embedding_dim, layer.norm_groups,
+                layer.qkv_bias) == (5, 32, 32, True)
+    assert needs_guide(layer) == (tag in GUIDED)
+    if tag in GUIDED:  # the spec's integers
+        assert layer.scale_factor == 2 and layer.guide_channels == 256
+        assert PER_STAGE[tag] == {
+            'indexnet': 2_100_224,
+            'a2u': 10_790,
+            'fade': 47_257,
+            'sapa-b': 17_472
+        }[tag]
     if tag != 'carafe':  # exactly 2x, odd sizes included
-        out = layer(torch.rand(1, 256, 5, 7))
-        assert out.shape == (1, 256, 10, 14)
+        x = torch.rand(1, 256, 5, 7)
+        args = (x, torch.rand(1, 256, 10, 14)) if tag in GUIDED else (x, )
+        assert layer(*args).shape == (1, 256, 10, 14)
 
 
 #: baseline config file -> its parameter count (one build per model)
@@ -182,31 +221,66 @@ def test_parameter_delta_is_stages_times_one_upsampler(path):
     assert sum(count_params(m) for m in upsamplers) == delta
 
 
+SIZE = 32  # of the finest input level of build_part
+
+
+def build_part(path):
+    """The config's FPN (detectors) or decode head (SegFormer), and inputs
+    of its levels' channels at a small size."""
+    from mmengine.registry import MODELS, DefaultScope
+    cfg = load(path)
+    if is_detector(path):
+        part, scope = cfg.model.neck, 'mmdet'
+    else:
+        part, scope = cfg.model.decode_head, 'mmseg'
+        part.norm_cfg = dict(type='BN', requires_grad=True)
+    inputs = [
+        torch.rand(1, c, SIZE // 2**i, SIZE // 2**i)
+        for i, c in enumerate(part.in_channels)
+    ]
+    with DefaultScope.overwrite_default_scope(scope):
+        return MODELS.build(part), inputs
+
+
 @pytest.mark.parametrize(
     'path', [p for p in CONFIGS if tag_of(p) == 'carafe'], ids=ids)
 def test_carafe_config_refuses_a_cpu_forward(path):
     pytest.importorskip('mmcv.ops')
-    from mmengine.registry import MODELS, DefaultScope
-    cfg = load(path)
-    if is_detector(path):
-        part = cfg.model.neck
-        inputs = [
-            torch.rand(1, c, 64 // 2**i, 64 // 2**i)
-            for i, c in enumerate(part.in_channels)
-        ]
-        scope = 'mmdet'
-    else:
-        part = cfg.model.decode_head
-        part.norm_cfg = dict(type='BN', requires_grad=True)
-        inputs = [
-            torch.rand(1, c, 32 // 2**i, 32 // 2**i)
-            for i, c in enumerate(part.in_channels)
-        ]
-        scope = 'mmseg'
-    with DefaultScope.overwrite_default_scope(scope):
-        module = MODELS.build(part)
+    module, inputs = build_part(path)
     with pytest.raises(NotImplementedError, match='no CPU kernel'):
         module(inputs)
+
+
+#: one detector per guided upsampler: the three build the same FPN
+GUIDED_FORWARD = [
+    p for p in CONFIGS if tag_of(p) in GUIDED
+    and p.parent.name in ('faster_rcnn', 'segformer')
+]
+
+
+@pytest.mark.parametrize('path', GUIDED_FORWARD, ids=ids)
+def test_guided_config_runs_a_cpu_forward(path):
+    """Pure PyTorch: the FPN / head runs on a CPU, each stage guided by the
+    map it upsamples to."""
+    if is_detector(path):
+        for folder, prefix in DET_FOLDERS.items():
+            other = ROOT / 'configs' / folder / path.name.replace(
+                'faster-rcnn', prefix)
+            assert load(other).model.neck == load(path).model.neck, other
+    module, inputs = build_part(path)
+    calls = []
+    for layer in module.modules():
+        if needs_guide(layer):
+            layer.register_forward_hook(lambda m, args, out: calls.append(
+                (args[1].shape, out.shape)))
+    with torch.no_grad():
+        outs = module(inputs)
+    assert len(calls) == stages(path)
+    assert all(guide[2:] == out[2:] for guide, out in calls)
+    outs = list(outs) if is_detector(path) else [outs]
+    assert [out.shape[-1] for out in outs] == (
+        [SIZE // 2**i for i in range(5)] if is_detector(path) else [SIZE])
+    assert all(torch.isfinite(out).all() for out in outs)
 
 
 # ---------------------------------------------------------------------------

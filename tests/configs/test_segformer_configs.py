@@ -41,7 +41,11 @@ COMPARISON_CONFIGS = {
                                      padding=1, output_padding=1)),
                      ('pixel-shuffle', dict(type='pixel_shuffle',
                                             upsample_kernel=3)),
-                     ('carafe', dict(type='carafe'))]
+                     ('carafe', dict(type='carafe')),
+                     ('indexnet', dict(type='IndexNet')),
+                     ('a2u', dict(type='A2U')),
+                     ('fade', dict(type='FADE')),
+                     ('sapa-b', dict(type='SAPA-B'))]
 }
 B1_DECODER_CHANNELS = 256
 #: val / test evaluators of every SegFormer config: mIoU and bIoU (Table 4)

@@ -72,6 +72,45 @@ class TestCli:
         assert max(errors.values()) < ATOL
         assert symbolic_input_axes(out) == [0, 2, 3]
 
+    @pytest.mark.parametrize('name,dynamo', [('FADE', False),
+                                             ('IndexNet', True)])
+    def test_guided_layer(self, name, dynamo, tmp_path):
+        """A guided upsampler's graph takes the guide as its second input.
+        """
+        import onnx
+        out = str(tmp_path / 'guided.onnx')
+        stdout = run_tool('--layer', name, '--channels', '16', '--shape',
+                          '7', '9', '--out', out, '--verify',
+                          *(['--dynamo'] if dynamo else []))
+        assert 'guide (1, 16, 14, 18)' in stdout, stdout
+        errors = verified(stdout)
+        assert set(errors) == {(1, 16, 7, 9), (2, 16, 10, 14)}, stdout
+        assert max(errors.values()) < ATOL
+        assert 'max abs error' in stdout and '(guide (2, 16, 20, 28))' in \
+            stdout, stdout
+        assert [v.name for v in onnx.load(out).graph.input] == [
+            'input', 'guide'
+        ]
+        for name in ('input', 'guide'):
+            assert symbolic_input_axes(out, name) == [0, 2, 3]
+
+    def test_torchscript_refusal_suggests_dynamo(self, tmp_path, capsys,
+                                                 monkeypatch):
+        from torch.onnx import OnnxExporterError
+
+        def refuse(*args, **kwargs):
+            raise OnnxExporterError('Unsupported: ONNX export of operator '
+                                    'Unfold\nmore')
+
+        tool = load_tool()
+        monkeypatch.setattr(tool.deploy.torch.onnx, 'export', refuse)
+        out = tmp_path / 'x.onnx'
+        assert tool.main(['--layer', 'IndexNet', '--channels', '8', '--out',
+                          str(out)]) == 1
+        err = capsys.readouterr().err
+        assert 'operator Unfold' in err and 'Try --dynamo' in err, err
+        assert 'more' not in err and not out.exists()
+
     def test_detector_config(self, tmp_path):
         import onnx
         out = str(tmp_path / 'det.onnx')

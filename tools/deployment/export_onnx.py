@@ -1,13 +1,16 @@
 # Copyright (c) mmdysample contributors. All rights reserved.
-"""Export a DySample layer, or a detector / segmentor config, to ONNX.
+"""Export an upsampler, or a detector / segmentor config, to ONNX.
 
-Batch, height and width stay dynamic. A config exports backbone + neck
-(mmdet) or backbone + decode head logits (mmseg), for inputs whose height
-and width are multiples of 32; SegFormer needs ``--dynamo``. See
-:mod:`mmdysample.deployment.onnx`.
+Batch, height and width stay dynamic. A guided upsampler (FADE, SAPA-B,
+IndexNet, A2U) gets its guide as the graph's second input. A config exports
+backbone + neck (mmdet) or backbone + decode head logits (mmseg), for
+inputs whose height and width are multiples of 32; SegFormer needs
+``--dynamo``. See :mod:`mmdysample.deployment.onnx`.
 
     python tools/deployment/export_onnx.py --layer DySample+ --channels 64 \\
         --out dysample.onnx --verify
+    python tools/deployment/export_onnx.py --layer FADE --channels 64 \\
+        --out fade.onnx --verify  # inputs: input, guide (N, C, 2H, 2W)
     python tools/deployment/export_onnx.py --config CONFIG \\
         [--checkpoint CKPT] --out model.onnx [--dynamo] --verify
 """
@@ -23,9 +26,12 @@ if importlib.util.find_spec('mmdysample') is None:  # run from a checkout
 # mmdet::/mmseg:: bases with; nothing a user can act on.
 warnings.filterwarnings('ignore', 'pkg_resources is deprecated',
                         UserWarning)
+from torch.onnx import OnnxExporterError  # noqa: E402
+
 import mmdysample  # noqa: E402,F401 (registers the upsamplers)
 from mmdysample.deployment import onnx as deploy  # noqa: E402
 from mmdysample.models import build_upsampler  # noqa: E402
+from mmdysample.models.guide import needs_guide  # noqa: E402
 from mmdysample.utils.checkpoint_fit import (  # noqa: E402
     ALLOW_PARTIAL_FLAG, CheckpointMismatchError)
 
@@ -102,11 +108,24 @@ def main(argv=None):
         shape = (args.batch, 3, *args.shape)
         size_divisor = MODEL_SIZE_DIVISOR
         what = f'{args.config}: {module.exported_part}'
-    deploy.export_module(module, args.out, shape, args.opset, args.dynamo,
-                         size_divisor)
+    try:
+        deploy.export_module(module, args.out, shape, args.opset,
+                             args.dynamo, size_divisor)
+    except OnnxExporterError as err:
+        if args.dynamo:
+            raise
+        print(f'error: the TorchScript-based exporter cannot export {what}: '
+              f'{str(err).splitlines()[0]}\nTry --dynamo (the torch.export-'
+              'based exporter).', file=sys.stderr)
+        return 1
     exporter = 'dynamo' if args.dynamo else 'torchscript'
     print(f'exported {what} to {args.out} (opset {args.opset}, {exporter}, '
           'dynamic batch/height/width)')
+    guided = needs_guide(module)
+    if guided:
+        print(f'inputs: {deploy.INPUT_NAME} {shape}, {deploy.GUIDE_NAME} '
+              f'{deploy.guide_shape(module, shape)} (the guide is '
+              f'{module.scale_factor} times the size of the input)')
     if not args.verify:
         return 0
     shapes = [shape, deploy.other_shape(shape, size_divisor)]
@@ -117,8 +136,10 @@ def main(argv=None):
         return 1
     worst = 0.0
     for checked, error in results:
+        guide = (f' (guide {deploy.guide_shape(module, checked)})'
+                 if guided else '')
         print(f'onnxruntime vs PyTorch at {checked}: max abs error '
-              f'{error:.3g}')
+              f'{error:.3g}{guide}')
         worst = max(worst, error)
     if worst > deploy.DEFAULT_ATOL:
         print(f'MISMATCH: above {deploy.DEFAULT_ATOL}')

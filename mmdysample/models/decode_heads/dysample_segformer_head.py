@@ -11,6 +11,7 @@ from torch import Tensor
 
 from ..align import fit_to_size
 from ..builder import UpsampleConfig, build_upsampler
+from ..guide import upsample
 
 #: Ratio between consecutive pyramid levels, hence of each upsampling stage.
 STAGE_SCALE = 2
@@ -31,7 +32,11 @@ class DySampleSegformerHead(SegformerHead):
     mmengine root ``MODELS`` works (the DySample presets, mmcv's
     ``'nearest'``, ``'bilinear'``, ``'deconv'``, ``'pixel_shuffle'``,
     ``'carafe'``, ...). The levels are assumed to halve in size from one to
-    the next, as MiT's are.
+    the next, as MiT's are. An upsampler that reads a guide (FADE, SAPA-B,
+    IndexNet, A2U; see :mod:`~mmdysample.models.guide`) gets the level
+    embedding (``convs[j]`` output) of the level ``j`` its stage produces:
+    the 1/32 branch is guided by the 1/16, 1/8 and 1/4 embeddings in turn,
+    as in FADE's SegFormer head.
 
     Odd input sizes: a stride-2 layer maps ``H`` to ``ceil(H / 2)``, so a x2
     stage can return one row or column more than the next finer level has
@@ -129,9 +134,9 @@ class DySampleSegformerHead(SegformerHead):
             Tensor: Logits of shape ``(N, out_channels, H_0, W_0)``.
         """
         inputs = self._transform_inputs(inputs)
+        embeds = [conv(x) for x, conv in zip(inputs, self.convs)]
         outs = []
-        for level, (x, conv) in enumerate(zip(inputs, self.convs)):
-            x = conv(x)
+        for level, x in enumerate(embeds):
             if self.upsamplers is None:
                 x = resize(
                     input=x,
@@ -140,8 +145,16 @@ class DySampleSegformerHead(SegformerHead):
                     align_corners=self.align_corners)
             else:
                 for stage, upsampler in enumerate(self.upsamplers[level]):
-                    finer = inputs[level - stage - 1]
-                    x = self._align(upsampler(x), finer.shape[2:])
+                    # The embedding of the level this stage produces is the
+                    # guide of an upsampler that reads one.
+                    finer = embeds[level - stage - 1]
+                    x = self._align(
+                        upsample(
+                            upsampler,
+                            x,
+                            guide=finer,
+                            host=type(self).__name__,
+                            stage=f'{level}.{stage}'), finer.shape[2:])
             outs.append(x)
 
         out = self.fusion_conv(torch.cat(outs, dim=1))

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from ..align import fit_to_size
 from ..builder import build_upsampler
+from ..guide import upsample
 
 
 @MODELS.register_module()
@@ -42,7 +43,11 @@ class DySampleFPN(FPN):
       DySample family, mmcv's ``'nearest'``, ``'bilinear'``, ``'deconv'``,
       ``'pixel_shuffle'``, ``'carafe'``, and upsamplers of other packages.
       Stage ``i`` computes
-      ``laterals[i] = laterals[i] + up_i(laterals[i + 1])``; when the
+      ``laterals[i] = laterals[i] + up_i(laterals[i + 1])``, or, for an
+      upsampler that reads a guide (FADE, SAPA-B, IndexNet, A2U; see
+      :mod:`~mmdysample.models.guide`), ``up_i(laterals[i + 1],
+      laterals[i])``: the finer lateral after its 1x1 conv, before the
+      addition; when the
       upsampled map is not the lateral's size (inputs not divisible by the
       total stride) it is fitted with :func:`fit_to_size` (crop of the
       rounding pixel, bilinear resize otherwise).
@@ -193,7 +198,13 @@ class DySampleFPN(FPN):
         # Top-down path; not ``+=``, which breaks autograd on the laterals.
         used_backbone_levels = len(laterals)
         for i in range(used_backbone_levels - 1, 0, -1):
-            upsampled = self.upsample_modules[i - 1](laterals[i])
+            # A guided upsampler reads the finer lateral before the sum.
+            upsampled = upsample(
+                self.upsample_modules[i - 1],
+                laterals[i],
+                guide=laterals[i - 1],
+                host=type(self).__name__,
+                stage=i - 1)
             laterals[i - 1] = laterals[i - 1] + fit_to_size(
                 upsampled, laterals[i - 1].shape[2:])
 

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from ..align import fit_to_size
 from ..builder import UpsampleConfig, build_upsampler
+from ..guide import upsample
 
 
 class _LearnableTopDown:
@@ -25,7 +26,9 @@ class _LearnableTopDown:
     Stage ``i`` computes ``y = output_convs[i](lateral_convs[i](feats[i]) +
     up_i(y))``, coarse to fine, where ``up_i`` is
     ``upsample_modules[i]`` (a x2 upsampler at ``feat_channels``) or, with
-    ``upsample_cfg=None``, mmdet's nearest ``F.interpolate``.
+    ``upsample_cfg=None``, mmdet's nearest ``F.interpolate``. An upsampler
+    that reads a guide gets ``lateral_convs[i](feats[i])``, the lateral
+    before the sum, as in an FPN.
     """
 
     def _build_upsamplers(self, upsample_cfg: Optional[UpsampleConfig],
@@ -61,8 +64,14 @@ class _LearnableTopDown:
             if self.upsample_modules is None:
                 up = F.interpolate(y, size=cur_feat.shape[-2:], mode='nearest')
             else:
-                up = fit_to_size(self.upsample_modules[i](y),
-                                 cur_feat.shape[-2:])
+                # A guided upsampler reads the lateral before the sum.
+                up = fit_to_size(
+                    upsample(
+                        self.upsample_modules[i],
+                        y,
+                        guide=cur_feat,
+                        host=type(self).__name__,
+                        stage=i), cur_feat.shape[-2:])
             y = self.output_convs[i](cur_feat + up)
         return self.mask_feature(y)
 

@@ -13,31 +13,13 @@ from mmengine.registry import MODELS
 from torch import Tensor
 
 from . import fast_cpu
+from ..checks import check_int
 from .offsets import project, scope_offsets, stacked_weights
 from .sampling import (INIT_MODES, coordinate_dtype, dysample_sample,
                        initial_positions, is_eager, pixel_shuffle,
                        pixel_unshuffle, use_fast_cpu)
 
 STYLES = ('lp', 'pl')
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    """Return ``value`` as an int, or raise naming ``name`` and ``value``.
-
-    Integral floats such as ``2.0`` (common in configs) are accepted.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f'{name} must be an integer, got {value!r} '
-                        f'of type {type(value).__name__}')
-    if isinstance(value, numbers.Integral):
-        value = int(value)
-    elif float(value).is_integer():
-        value = int(value)
-    else:
-        raise ValueError(f'{name} must be an integer, got {value!r}')
-    if value < minimum:
-        raise ValueError(f'{name} must be >= {minimum}, got {value}')
-    return value
 
 
 @MODELS.register_module('dysample')
@@ -122,9 +104,9 @@ class DySample(nn.Module):
                  hard_scope: bool = False,
                  scope_bias: bool = False) -> None:
         super().__init__()
-        in_channels = _check_int('in_channels', in_channels, 1)
-        scale_factor = _check_int('scale_factor', scale_factor, 1)
-        groups = _check_int('groups', groups, 1)
+        in_channels = check_int('in_channels', in_channels, 1)
+        scale_factor = check_int('scale_factor', scale_factor, 1)
+        groups = check_int('groups', groups, 1)
         if style not in STYLES:
             raise ValueError(f'style must be one of {STYLES}, got {style!r}')
         if init_mode not in INIT_MODES:

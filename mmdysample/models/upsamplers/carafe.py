@@ -1,34 +1,32 @@
 # Copyright (c) mmdysample contributors. All rights reserved.
-"""CARAFE in plain PyTorch, so that it can be measured where mmcv cannot run.
+"""CARAFE in plain PyTorch: the reassembly and a ``CARAFEPack`` twin.
 
 mmcv's ``carafe`` op (used by ``CARAFEPack``, registered as ``'carafe'``) has
-CUDA kernels only. The benchmark times that kernel on CUDA and, on CPU, the
-functionally identical implementation below, labelled as such: its latency
-and memory are those of an unfold (im2col) + batched matmul formulation,
-which holds ``k**2`` copies of the input, not those of the fused CUDA kernel.
+CUDA kernels only. :func:`carafe_reassemble` computes the same function with
+an unfold (im2col) + batched matmul on any device; FADE, SAPA-B and A2U end
+in it too, and differ only in how they predict the kernels.
+:class:`CARAFEUnfold` (registered as ``'CARAFEUnfold'``) is ``CARAFEPack``
+with this reassembly, so CARAFE models train and test on a CPU, and a
+checkpoint moves between the two. Its latency and memory are those of the
+unfold formulation, which holds ``k**2`` copies of the input, not those of
+the fused CUDA kernel.
 
 Paper: Wang, Chen, Xu, Liu, Loy, Lin. "CARAFE: Content-Aware ReAssembly of
 FEatures", ICCV 2019. https://arxiv.org/abs/1905.02188
 """
-import numbers
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import normal_init, xavier_init
+from mmengine.registry import MODELS
 from torch import Tensor
 
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f'{name} must be an int, got {value!r}')
-    if value < 1:
-        raise ValueError(f'{name} must be >= 1, got {value}')
-    return int(value)
+from ..checks import check_int, check_odd
+from .sampling import is_eager
 
 
-def carafe_unfold(features: Tensor, masks: Tensor, kernel_size: int,
-                  group_size: int, scale_factor: int) -> Tensor:
+def carafe_reassemble(features: Tensor, masks: Tensor, kernel_size: int,
+                      group_size: int, scale_factor: int) -> Tensor:
     """Content-aware reassembly, computing what mmcv's ``carafe`` op does.
 
     Output pixel ``(i, j)`` of channel ``c`` is the weighted sum of the
@@ -61,15 +59,13 @@ def carafe_unfold(features: Tensor, masks: Tensor, kernel_size: int,
         >>> import torch
         >>> feats = torch.rand(2, 8, 5, 7)
         >>> masks = torch.rand(2, 2 * 9, 10, 14).softmax(1)
-        >>> carafe_unfold(feats, masks, kernel_size=3, group_size=2,
-        ...               scale_factor=2).shape
+        >>> carafe_reassemble(feats, masks, kernel_size=3, group_size=2,
+        ...                   scale_factor=2).shape
         torch.Size([2, 8, 10, 14])
     """
-    k = _positive_int('kernel_size', kernel_size)
-    g = _positive_int('group_size', group_size)
-    s = _positive_int('scale_factor', scale_factor)
-    if k % 2 == 0:
-        raise ValueError(f'kernel_size must be odd, got {k}')
+    k = check_odd('kernel_size', kernel_size)
+    g = check_int('group_size', group_size, 1)
+    s = check_int('scale_factor', scale_factor, 1)
     if features.dim() != 4 or masks.dim() != 4:
         raise ValueError('features and masks must be 4-D, got shapes '
                          f'{tuple(features.shape)} and {tuple(masks.shape)}')
@@ -83,11 +79,13 @@ def carafe_unfold(features: Tensor, masks: Tensor, kernel_size: int,
                          f'{tuple(features.shape)}, k={k}, G={g}, s={s}; '
                          f'got {tuple(masks.shape)}')
 
+    r = (k - 1) // 2
+    if not is_eager():
+        return _reassemble_graph(features, masks, k, g, s)
     # im2col on a channels-last copy: the k*k windows become a strided view
     # whose copy below moves contiguous runs of C / G channels. (F.unfold's
     # (N, C*k*k, H*W) layout needs a transposing copy of k*k times the input
     # before the matmul: several times slower on CPU.)
-    r = (k - 1) // 2
     padded = F.pad(features, (r, r, r, r)).permute(0, 2, 3, 1).contiguous()
     windows = padded.unfold(1, k, 1).unfold(2, k, 1)  # (N, H, W, C, k, k)
     windows = windows.reshape(n, h, w, g, c // g, k, k)
@@ -101,14 +99,33 @@ def carafe_unfold(features: Tensor, masks: Tensor, kernel_size: int,
     return out.reshape(n, c, s * h, s * w)
 
 
+def _reassemble_graph(features: Tensor, masks: Tensor, k: int, g: int,
+                      s: int) -> Tensor:
+    """:func:`carafe_reassemble` for traced graphs (ONNX, ``torch.compile``).
+
+    ``Tensor.unfold`` does not export with dynamic sizes; ``F.unfold``
+    (ONNX has it as a pattern of ``Pad`` / ``Gather``) does. Slower on a
+    CPU, so eager mode keeps the strided im2col above.
+    """
+    n, c, h, w = features.shape
+    cols = F.unfold(features, k, padding=(k - 1) // 2)
+    cols = cols.reshape(n, g, c // g, k * k, h, w)
+    kernels = masks.reshape(n, g, k * k, h, s, w, s)
+    out = torch.einsum('ngcjhw,ngjhawb->ngchawb', cols, kernels)
+    return out.reshape(n, c, s * h, s * w)
+
+
+@MODELS.register_module()
 class CARAFEUnfold(nn.Module):
-    """``mmcv.ops.CARAFEPack`` with :func:`carafe_unfold` as reassembly.
+    """``mmcv.ops.CARAFEPack`` with :func:`carafe_reassemble` as reassembly.
 
     Same arguments, sub-modules, initialisation and state-dict keys as
     ``CARAFEPack`` (channel compressor, content encoder, pixel shuffle of the
     kernels, softmax over each ``k x k`` kernel, reassembly), so a
     ``CARAFEPack`` state dict loads strictly and gives the same output; it
-    runs on any device.
+    runs on any device. Built by name like any upsampler::
+
+        upsample_cfg=dict(type='CARAFEUnfold')  # the paper's CARAFE setting
 
     Shapes: ``(N, C, H, W) -> (N, C, sH, sW)``.
 
@@ -138,17 +155,15 @@ class CARAFEUnfold(nn.Module):
                  encoder_dilation: int = 1,
                  compressed_channels: int = 64) -> None:
         super().__init__()
-        self.channels = _positive_int('channels', channels)
-        self.scale_factor = _positive_int('scale_factor', scale_factor)
-        self.up_kernel = _positive_int('up_kernel', up_kernel)
-        self.up_group = _positive_int('up_group', up_group)
-        self.encoder_kernel = _positive_int('encoder_kernel', encoder_kernel)
-        self.encoder_dilation = _positive_int('encoder_dilation',
-                                              encoder_dilation)
-        self.compressed_channels = _positive_int('compressed_channels',
-                                                 compressed_channels)
-        if self.up_kernel % 2 == 0:
-            raise ValueError(f'up_kernel must be odd, got {up_kernel}')
+        self.channels = check_int('channels', channels, 1)
+        self.scale_factor = check_int('scale_factor', scale_factor, 1)
+        self.up_kernel = check_odd('up_kernel', up_kernel)
+        self.up_group = check_int('up_group', up_group, 1)
+        self.encoder_kernel = check_int('encoder_kernel', encoder_kernel, 1)
+        self.encoder_dilation = check_int('encoder_dilation',
+                                          encoder_dilation, 1)
+        self.compressed_channels = check_int('compressed_channels',
+                                             compressed_channels, 1)
         if channels % up_group != 0:
             raise ValueError(f'channels ({channels}) must be divisible by '
                              f'up_group ({up_group})')
@@ -178,7 +193,7 @@ class CARAFEUnfold(nn.Module):
         return mask.view(n, mask_c, h, w)
 
     def feature_reassemble(self, x: Tensor, mask: Tensor) -> Tensor:
-        return carafe_unfold(x, mask, self.up_kernel, self.up_group,
+        return carafe_reassemble(x, mask, self.up_kernel, self.up_group,
                              self.scale_factor)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -1,0 +1,78 @@
+# Copyright (c) mmdysample contributors. All rights reserved.
+"""The paper's guided upsamplers train and test on the built-in data.
+
+Each of IndexNet, A2U, FADE and SAPA-B replaces DySample in the synthetic
+Faster R-CNN and SegFormer configs through ``--cfg-options`` only. One
+round trip per upsampler (``tools/train.py`` two iterations, then
+``tools/test.py`` on the checkpoint it saved), two on each config; every
+upsampler trains in the FPN and the SegFormer head of the same built-in
+models in ``tests/models/test_guided_hosts.py``.
+"""
+import glob
+import json
+import sys
+
+import pytest
+from train_helpers import (FASTER_RCNN, SEGFORMER, run, tiny_options,
+                           tiny_seg_options, train, weights)
+
+from mmdysample.datasets import generate_synthetic_dataset
+
+pytestmark = pytest.mark.slow
+
+#: upsampler -> the config of its round trip
+ROUND_TRIP = {
+    'FADE': FASTER_RCNN,
+    'IndexNet': FASTER_RCNN,
+    'SAPA-B': SEGFORMER,
+    'A2U': SEGFORMER,
+}
+#: Where each config keeps its upsampler, and a key the guided one saves.
+UPSAMPLE_KEY = {
+    FASTER_RCNN: ('model.neck.upsample_cfg.type', 'neck.upsample_modules.2.'),
+    SEGFORMER: ('model.decode_head.upsample_cfg.type',
+                'decode_head.upsamplers.3.2.'),
+}
+METRIC = {FASTER_RCNN: 'coco/bbox_mAP', SEGFORMER: 'mIoU'}
+
+
+@pytest.fixture(scope='module')
+def data_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('synthetic'))
+    generate_synthetic_dataset(
+        root, num_train=4, num_val=2, img_size=96, tasks=('coco', 'ade'))
+    return root
+
+
+def options(config, data_root, name, iters):
+    key = UPSAMPLE_KEY[config][0]
+    opts = (
+        tiny_options(data_root, iters) if config == FASTER_RCNN else
+        tiny_seg_options(data_root, iters))
+    return opts + [f'{key}={name}']
+
+
+@pytest.mark.parametrize('name', list(ROUND_TRIP))
+def test_guided_upsampler_round_trip(name, data_root, tmp_path):
+    config = ROUND_TRIP[name]
+    opts = options(config, data_root, name, 2)
+    work_dir = tmp_path / 'train'
+    train(config, work_dir, opts)
+    ckpt = (work_dir / 'last_checkpoint').read_text().strip()
+    state = weights(ckpt)
+    prefix = UPSAMPLE_KEY[config][1]
+    saved = [k for k in state if k.startswith(prefix)]
+    assert saved, f'no {prefix}* weights of {name} in {ckpt}'
+
+    test_dir = tmp_path / 'test'
+    log = run([
+        sys.executable, 'tools/test.py', config, ckpt, '--work-dir',
+        str(test_dir), *opts
+    ])
+    assert 'Loads checkpoint by local backend' in log
+    (result, ) = glob.glob(str(test_dir / '*' / '*.json'))
+    with open(result) as f:
+        metrics = json.load(f)
+    value = metrics[METRIC[config]]
+    assert 0.0 <= value <= (1.0 if config == FASTER_RCNN else 100.0)
+
