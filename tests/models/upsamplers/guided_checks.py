@@ -107,16 +107,20 @@ def check_cuda_matches_cpu(make_layer):
     layer = randomise(make_layer())
     x, guide = maps(layer, h=9, w=11, dtype=torch.float32)
     x.requires_grad_()
+    guide.requires_grad_()
     out = layer(x, guide)
     grad = torch.randn_like(out)
     out.backward(grad)
     cuda = randomise(make_layer()).cuda()
     x_cuda = x.detach().cuda().requires_grad_()
-    out_cuda = cuda(x_cuda, guide.cuda())
+    guide_cuda = guide.detach().cuda().requires_grad_()
+    out_cuda = cuda(x_cuda, guide_cuda)
     out_cuda.backward(grad.cuda())
     torch.testing.assert_close(out_cuda.cpu(), out, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(
         x_cuda.grad.cpu(), x.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        guide_cuda.grad.cpu(), guide.grad, rtol=1e-3, atol=1e-4)
     for (name, a), b in zip(cuda.named_parameters(), layer.parameters()):
         torch.testing.assert_close(
             a.grad.cpu(), b.grad, rtol=1e-3, atol=1e-4, msg=name)

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn as nn
+from guided_checks import check_cuda_matches_cpu
 from mmengine.registry import MODELS
 from torch.func import functional_call
 
@@ -276,18 +277,4 @@ def test_indexnet_exports_to_onnx_with_dynamic_sizes(tmp_path):
 @pytest.mark.gpu
 @pytest.mark.parametrize('training', [True, False])
 def test_indexnet_cuda_matches_cpu(training):
-    layer = make(16, dtype=torch.float32).train(training)
-    x, guide = pair(c=16, h=9, w=11, dtype=torch.float32)
-    gpu = make(16, dtype=torch.float32).train(training).cuda()
-    x_cpu, g_cpu = x.requires_grad_(), guide.requires_grad_()
-    x_gpu = x.detach().cuda().requires_grad_()
-    g_gpu = guide.detach().cuda().requires_grad_()
-    out_cpu, out_gpu = layer(x_cpu, g_cpu), gpu(x_gpu, g_gpu)
-    torch.testing.assert_close(out_gpu.cpu(), out_cpu, rtol=1e-4, atol=1e-5)
-    grad = torch.randn_like(out_cpu)
-    out_cpu.backward(grad)
-    out_gpu.backward(grad.cuda())
-    torch.testing.assert_close(g_gpu.grad.cpu(), g_cpu.grad, rtol=1e-3,
-                               atol=1e-4)
-    torch.testing.assert_close(x_gpu.grad.cpu(), x_cpu.grad, rtol=1e-3,
-                               atol=1e-4)
+    check_cuda_matches_cpu(lambda: IndexNet(16).train(training))
