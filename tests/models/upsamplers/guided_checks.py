@@ -102,6 +102,18 @@ def check_kernels_export(layer, path):
         torch.from_numpy(out), expected, rtol=0, atol=1e-4)
 
 
+def check_every_gradient(layer):
+    """``x``, the guide and every parameter get a non-zero gradient."""
+    x, guide = maps(layer, dtype=torch.float32)
+    x.requires_grad_()
+    guide.requires_grad_()
+    out = layer(x, guide)
+    out.backward(torch.randn_like(out))
+    for name, param in [('x', x), ('guide', guide),
+                        *layer.named_parameters()]:
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
 def check_cuda_matches_cpu(make_layer):
     """Outputs and gradients of ``make_layer()`` agree on CUDA and CPU."""
     layer = randomise(make_layer())

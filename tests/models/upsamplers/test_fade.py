@@ -5,7 +5,8 @@ import math
 
 import pytest
 import torch
-from guided_checks import (check_cuda_matches_cpu, check_kernels_export,
+from guided_checks import (check_cuda_matches_cpu, check_every_gradient,
+                           check_kernels_export,
                            check_kernels_partition_unity, gradcheck_layer,
                            maps, randomise)
 from test_carafe import loop_carafe
@@ -132,15 +133,8 @@ def test_fade_parameter_counts_at_256_channels():
 
 @pytest.mark.parametrize('gating', [False, True])
 def test_fade_every_parameter_gets_a_gradient(gating):
-    layer = randomise(FADE(8, embedding_dim=5, gating=gating))
-    x, guide = maps(layer, dtype=torch.float32)
-    x.requires_grad_()
-    guide.requires_grad_()
-    out = layer(x, guide)
-    out.backward(torch.randn_like(out))
-    for name, param in [('x', x), ('guide', guide),
-                        *layer.named_parameters()]:
-        assert param.grad is not None and param.grad.abs().sum() > 0, name
+    check_every_gradient(
+        randomise(FADE(8, embedding_dim=5, gating=gating)))
 
 
 def test_fade_init_is_the_authors():

@@ -5,7 +5,8 @@ import math
 
 import pytest
 import torch
-from guided_checks import (check_cuda_matches_cpu, check_kernels_export,
+from guided_checks import (check_cuda_matches_cpu, check_every_gradient,
+                           check_kernels_export,
                            check_kernels_partition_unity, gradcheck_layer,
                            maps, randomise)
 from test_carafe import loop_carafe
@@ -159,15 +160,7 @@ def test_sapa_parameter_counts_at_256_channels():
 def test_sapa_every_parameter_gets_a_gradient():
     # Small maps: a constant shift of every key (GroupNorm / key biases)
     # only moves the kernels where a window reaches outside the map.
-    layer = randomise(SAPA(**SMALL))
-    x, guide = maps(layer, dtype=torch.float32)
-    x.requires_grad_()
-    guide.requires_grad_()
-    out = layer(x, guide)
-    out.backward(torch.randn_like(out))
-    for name, param in [('x', x), ('guide', guide),
-                        *layer.named_parameters()]:
-        assert param.grad is not None and param.grad.abs().sum() > 0, name
+    check_every_gradient(randomise(SAPA(**SMALL)))
 
 
 def test_sapa_init_and_state_dict_keys_are_the_authors():
