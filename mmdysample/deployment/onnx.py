@@ -55,21 +55,15 @@ import torch.nn as nn
 from mmengine.config import Config
 from torch import Tensor
 
-from ..models.guide import guide_shape, needs_guide
+from .graph_io import (DYNAMIC_AXES, GUIDE_DYNAMIC_AXES, GUIDE_NAME,
+                       INPUT_NAME, Shape, as_tuple, check_example_shape,
+                       dynamic_shapes, input_names, output_names,
+                       random_inputs)
 
 #: GridSample entered the default ONNX domain in opset 16.
 MIN_OPSET = 16
 #: Max abs difference accepted between onnxruntime and PyTorch (float32).
 DEFAULT_ATOL = 1e-4
-INPUT_NAME = 'input'
-#: Axes of the ``(N, C, H, W)`` input left dynamic in the graph.
-DYNAMIC_AXES = {0: 'batch', 2: 'height', 3: 'width'}
-#: The second input of a guided upsampler's graph, ``(N, C_g, sH, sW)``.
-GUIDE_NAME = 'guide'
-#: Its dynamic axes under the TorchScript exporter (see the module docstring).
-GUIDE_DYNAMIC_AXES = {0: 'batch', 2: 'guide_height', 3: 'guide_width'}
-
-Shape = Sequence[int]
 
 
 class TensorForward(nn.Module):
@@ -146,75 +140,6 @@ def build_export_model(cfg: Union[str, Config],
     return TensorForward(model).eval()
 
 
-def _as_tuple(outputs) -> Tuple[Tensor, ...]:
-    if isinstance(outputs, Tensor):
-        return (outputs, )
-    return tuple(outputs)
-
-
-def output_names(num_outputs: int) -> List[str]:
-    """``['output']`` for one output, ``['output0', 'output1', ...]``."""
-    if num_outputs == 1:
-        return ['output']
-    return [f'output{i}' for i in range(num_outputs)]
-
-
-def _check_shape(shape: Shape, size_divisor: int) -> Tuple[int, ...]:
-    shape = tuple(int(v) for v in shape)
-    if len(shape) != 4 or min(shape) < 1:
-        raise ValueError('example shape must be (N, C, H, W) of positive '
-                         f'sizes, got {shape}')
-    if shape[2] % size_divisor or shape[3] % size_divisor:
-        raise ValueError(f'example height and width {shape[2:]} must be '
-                         f'multiples of size_divisor={size_divisor}')
-    return shape
-
-
-def input_names(module: nn.Module) -> List[str]:
-    """``['input']``, or ``['input', 'guide']`` for a guided upsampler."""
-    if needs_guide(module):
-        return [INPUT_NAME, GUIDE_NAME]
-    return [INPUT_NAME]
-
-
-def random_inputs(module: nn.Module,
-                  shape: Shape,
-                  generator: Optional[torch.Generator] = None
-                  ) -> Dict[str, Tensor]:
-    """Standard-normal graph inputs by name for an input of ``shape``: the
-    input, and for a guided upsampler its guide
-    (:func:`~mmdysample.models.guide.guide_shape`)."""
-    inputs = {INPUT_NAME: torch.randn(tuple(shape), generator=generator)}
-    if needs_guide(module):
-        inputs[GUIDE_NAME] = torch.randn(
-            guide_shape(module, shape), generator=generator)
-    return inputs
-
-
-def _dynamic_shapes(module: nn.Module, size_divisor: int) -> tuple:
-    """``dynamic_shapes`` for ``torch.export``: the guide's sizes are
-    ``s`` times the input's, as derived dims of the same ``Dim``."""
-    dim = torch.export.Dim
-    batch, height, width = dim('batch'), dim('height'), dim('width')
-
-    def times(factor: int, base):
-        return base if factor == 1 else factor * base
-
-    shapes = ({
-        0: batch,
-        2: times(size_divisor, height),
-        3: times(size_divisor, width)
-    }, )
-    if needs_guide(module):
-        ratio = size_divisor * int(module.scale_factor)
-        shapes += ({
-            0: batch,
-            2: times(ratio, height),
-            3: times(ratio, width)
-        }, )
-    return shapes
-
-
 def export_module(module: nn.Module,
                   path: str,
                   example_shape: Shape,
@@ -259,21 +184,21 @@ def export_module(module: nn.Module,
             or size_divisor < 1:
         raise ValueError('size_divisor must be a positive int, got '
                          f'{size_divisor!r}')
-    shape = _check_shape(example_shape, size_divisor)
+    shape = check_example_shape(example_shape, size_divisor)
     if dynamo:
         # torch.export specialises dimensions of size 0 and 1, so a batch of
         # 1 would be frozen: trace with 2 (the batch is dynamic anyway).
         shape = (max(shape[0], 2), ) + shape[1:]
     examples = tuple(random_inputs(module, shape).values())
     with torch.no_grad():
-        names = output_names(len(_as_tuple(module(*examples))))
+        names = output_names(len(as_tuple(module(*examples))))
     parent = osp.dirname(osp.abspath(path))
     os.makedirs(parent, exist_ok=True)
 
     inputs = input_names(module)
     if dynamo:
         dynamic = dict(
-            dynamic_shapes=_dynamic_shapes(module, size_divisor),
+            dynamic_shapes=dynamic_shapes(module, size_divisor),
             external_data=False,  # one self-contained file
             verbose=False)
     else:
@@ -434,7 +359,7 @@ def verify_onnx(path: str, inputs: Dict[str, Tensor],
         for name, value in inputs.items()
     }
     outputs = session.run(None, feeds)
-    expected = _as_tuple(expected)
+    expected = as_tuple(expected)
     if len(outputs) != len(expected):
         raise ValueError(f'{path} has {len(outputs)} outputs, expected '
                          f'{len(expected)}')

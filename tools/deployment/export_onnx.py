@@ -31,7 +31,7 @@ from torch.onnx import OnnxExporterError  # noqa: E402
 import mmdysample  # noqa: E402,F401 (registers the upsamplers)
 from mmdysample.deployment import onnx as deploy  # noqa: E402
 from mmdysample.models import build_upsampler  # noqa: E402
-from mmdysample.models.guide import needs_guide  # noqa: E402
+from mmdysample.models.guide import guide_shape, needs_guide  # noqa: E402
 from mmdysample.utils.checkpoint_fit import (  # noqa: E402
     ALLOW_PARTIAL_FLAG, CheckpointMismatchError)
 
@@ -124,7 +124,7 @@ def main(argv=None):
     guided = needs_guide(module)
     if guided:
         print(f'inputs: {deploy.INPUT_NAME} {shape}, {deploy.GUIDE_NAME} '
-              f'{deploy.guide_shape(module, shape)} (the guide is '
+              f'{guide_shape(module, shape)} (the guide is '
               f'{module.scale_factor} times the size of the input)')
     if not args.verify:
         return 0
@@ -136,7 +136,7 @@ def main(argv=None):
         return 1
     worst = 0.0
     for checked, error in results:
-        guide = (f' (guide {deploy.guide_shape(module, checked)})'
+        guide = (f' (guide {guide_shape(module, checked)})'
                  if guided else '')
         print(f'onnxruntime vs PyTorch at {checked}: max abs error '
               f'{error:.3g}{guide}')

@@ -23,9 +23,9 @@ from mmengine.model import constant_init, xavier_init
 from mmengine.registry import MODELS
 from torch import Tensor
 
+from ..checks import check_int
 from ..guide import GuidedUpsampler
 from .carafe import carafe_reassemble
-from ..checks import check_int
 from .sampling import is_eager
 
 

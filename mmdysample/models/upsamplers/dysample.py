@@ -12,8 +12,8 @@ import torch.nn as nn
 from mmengine.registry import MODELS
 from torch import Tensor
 
-from . import fast_cpu
 from ..checks import check_int
+from . import fast_cpu
 from .offsets import project, scope_offsets, stacked_weights
 from .sampling import (INIT_MODES, coordinate_dtype, dysample_sample,
                        initial_positions, is_eager, pixel_shuffle,

@@ -22,9 +22,9 @@ from mmengine.model import xavier_init
 from mmengine.registry import MODELS
 from torch import Tensor
 
+from ..checks import check_int, check_odd
 from ..guide import GuidedUpsampler
 from .carafe import carafe_reassemble
-from ..checks import check_int, check_odd
 
 
 @MODELS.register_module('FADE')

@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor
 
+from ..checks import check_int, check_odd
 from ..guide import GuidedUpsampler
 from .carafe import carafe_reassemble
-from ..checks import check_int, check_odd
 
 
 def local_similarity(query: Tensor, key: Tensor, kernel_size: int,
