@@ -32,7 +32,6 @@ from typing import Callable, Iterator, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
-from mmengine.registry import MODELS
 
 from ..models import DYSAMPLE_PRESETS, build_upsampler, list_upsamplers
 from ..models.guide import needs_guide
@@ -65,12 +64,8 @@ def reference_sampler() -> Optional[Callable]:
 
 
 def guided_upsamplers() -> List[str]:
-    """Registered upsamplers that read a guide, in registration order."""
-    listed = set(list_upsamplers())
-    return [
-        name for name, obj in MODELS.module_dict.items()
-        if name in listed and needs_guide(obj)
-    ]
+    """Registered upsamplers that read a guide, by name."""
+    return list_upsamplers(guided=True)
 
 
 def candidate_names() -> List[str]:

@@ -14,11 +14,13 @@ that says so on a CPU input, instead of mmcv's error from its extension.
 import functools
 import importlib
 import inspect
-from typing import Dict, List, Union
+from typing import Dict, List, Optional, Union
 
 import torch.nn as nn
 from mmengine.registry import MODELS
 from torch import Tensor
+
+from .guide import needs_guide
 
 UpsampleConfig = Union[str, Dict]
 
@@ -78,11 +80,16 @@ def _refuse_cpu_input(module: nn.Module, args: tuple) -> None:
             'parameters and state dict are those of CARAFEPack.')
 
 
-def list_upsamplers() -> List[str]:
+def list_upsamplers(guided: Optional[bool] = None) -> List[str]:
     """Registered names (root registry) whose layer takes ``scale_factor``.
 
     Transposed convolutions (``'deconv'``) upsample through ``stride`` and
     are not listed, but :func:`build_upsampler` builds them too.
+
+    Args:
+        guided (bool, optional): True: only the upsamplers that read a guide
+            (:func:`~mmdysample.models.guide.needs_guide`); False: only the
+            others. Defaults to None: all.
     """
     _register_mmcv_upsamplers()
     names = []
@@ -91,7 +98,9 @@ def list_upsamplers() -> List[str]:
             params = inspect.signature(obj).parameters
         except (TypeError, ValueError):
             continue
-        if 'scale_factor' in params:
+        if 'scale_factor' not in params:
+            continue
+        if guided is None or needs_guide(obj) == guided:
             names.append(name)
     return sorted(names)
 

@@ -93,3 +93,12 @@ def test_unknown_name_lists_valid_names():
         build_upsampler('dysampel', 8)
     assert 'DySample+' in str(err.value) and 'custom_imports' in str(
         err.value)
+
+
+def test_list_upsamplers_filters_by_guide():
+    guided = list_upsamplers(guided=True)
+    plain = list_upsamplers(guided=False)
+    assert {'IndexNet', 'A2U', 'FADE', 'SAPA-B'} <= set(guided)
+    assert {'DySample', 'bilinear', 'CARAFEUnfold'} <= set(plain)
+    assert not set(guided) & set(plain)
+    assert sorted(guided + plain) == list_upsamplers()

@@ -9,13 +9,12 @@ names the host, the stage and both shapes.
 """
 import pytest
 import torch
-from mmengine.registry import MODELS
 
 pytest.importorskip('mmdet')
 pytest.importorskip('mmseg')
 
 import mmdysample  # noqa: E402,F401 (registers everything)
-from mmdysample.models import GuidedUpsampler, needs_guide  # noqa: E402
+from mmdysample.models import GuidedUpsampler, list_upsamplers  # noqa: E402
 from mmdysample.models.decode_heads import DySampleSegformerHead  # noqa: E402
 from mmdysample.models.necks import (  # noqa: E402
     DySampleFPN, DySamplePixelDecoder, DySampleTransformerEncoderPixelDecoder)
@@ -39,8 +38,7 @@ ENCODER = dict(
 
 def guided_names():
     """Every registered upsampler that reads a guide."""
-    return sorted(name for name, cls in MODELS.module_dict.items()
-                  if needs_guide(cls))
+    return list_upsamplers(guided=True)
 
 
 GUIDED = guided_names()

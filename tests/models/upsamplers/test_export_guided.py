@@ -12,7 +12,6 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.registry import MODELS
 
 import mmdysample  # noqa: F401 (registers the upsamplers)
 from mmdysample.deployment import (compare_with_torch, export_upsampler,
@@ -59,10 +58,7 @@ class TinyGuided(GuidedUpsampler):
 
 def registered_guided():
     """Registered upsamplers that read a guide, by the protocol."""
-    return [
-        name for name in list_upsamplers()
-        if needs_guide(MODELS.module_dict[name])
-    ]
+    return list_upsamplers(guided=True)
 
 
 GUIDED = registered_guided()
