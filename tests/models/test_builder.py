@@ -65,6 +65,20 @@ def test_carafe_builds():
     assert layer.channels == 16 and layer.scale_factor == 2
 
 
+def test_carafe_refuses_a_cpu_forward_and_names_the_cpu_twin():
+    pytest.importorskip('mmcv.ops')
+    layer = build_upsampler('carafe', 16, 2)
+    with pytest.raises(NotImplementedError) as info:
+        layer(torch.rand(2, 16, 5, 7))
+    message = str(info.value)
+    assert 'no CPU kernel' in message and "'carafe'" in message
+    assert '(2, 16, 5, 7)' in message and 'CARAFEUnfold' in message
+    # the twin it names computes the layer's function on the CPU
+    twin = build_upsampler('CARAFEUnfold', 16, 2)
+    twin.load_state_dict(layer.state_dict())
+    assert twin(torch.rand(2, 16, 5, 7)).shape == (2, 16, 10, 14)
+
+
 @pytest.mark.gpu
 def test_carafe_forward_cuda():
     layer = build_upsampler('carafe', 16, 2).cuda()

@@ -25,10 +25,10 @@ class _LearnableTopDown:
 
     Stage ``i`` computes ``y = output_convs[i](lateral_convs[i](feats[i]) +
     up_i(y))``, coarse to fine, where ``up_i`` is
-    ``upsample_modules[i]`` (a x2 upsampler at ``feat_channels``) or, with
-    ``upsample_cfg=None``, mmdet's nearest ``F.interpolate``. An upsampler
-    that reads a guide gets ``lateral_convs[i](feats[i])``, the lateral
-    before the sum, as in an FPN.
+    ``upsample_modules[i]`` (a x2 upsampler at ``feat_channels``). An
+    upsampler that reads a guide gets ``lateral_convs[i](feats[i])``, the
+    lateral before the sum, as in an FPN. With ``upsample_cfg=None`` the
+    decoders' forwards run mmdet's own, so this path always has upsamplers.
     """
 
     def _build_upsamplers(self, upsample_cfg: Optional[UpsampleConfig],
@@ -61,18 +61,15 @@ class _LearnableTopDown:
     def _top_down(self, y: Tensor, feats: List[Tensor]) -> Tensor:
         for i in range(self.num_inputs - 2, -1, -1):
             cur_feat = self.lateral_convs[i](feats[i])
-            if self.upsample_modules is None:
-                up = F.interpolate(y, size=cur_feat.shape[-2:], mode='nearest')
-            else:
-                # A guided upsampler reads the lateral before the sum.
-                up = fit_to_size(
-                    upsample(
-                        self.upsample_modules[i],
-                        y,
-                        guide=cur_feat,
-                        host=type(self).__name__,
-                        stage=i), cur_feat.shape[-2:])
-            y = self.output_convs[i](cur_feat + up)
+            # A guided upsampler reads the lateral before the sum.
+            up = upsample(
+                self.upsample_modules[i],
+                y,
+                guide=cur_feat,
+                host=type(self).__name__,
+                stage=i)
+            y = self.output_convs[i](cur_feat + fit_to_size(
+                up, cur_feat.shape[-2:]))
         return self.mask_feature(y)
 
     def _init_upsamplers(self) -> None:

@@ -138,6 +138,44 @@ def test_learnable_path_with_nearest_layer_equals_stock(kind, sizes):
         assert torch.equal(out, expected)
 
 
+@pytest.mark.parametrize('kind', list(PAIRS))
+def test_each_stage_upsamples_its_own_level(kind):
+    # Stage i's upsampler must receive the path at level i + 1 (odd sizes:
+    # every level has its own size) and nothing else.
+    decoder = PAIRS[kind][1]('DySample-S+').eval()
+    seen = {}
+    for i, layer in enumerate(decoder.upsample_modules):
+        layer.register_forward_pre_hook(
+            lambda m, args, i=i: seen.setdefault(i, []).append(
+                tuple(args[0].shape[-2:])))
+    decoder(make_inputs(ODD_SIZES), metas(ODD_SIZES))
+    assert seen == {i: [ODD_SIZES[i + 1]] for i in range(3)}
+
+
+@pytest.mark.parametrize('kind', list(PAIRS))
+def test_top_down_matches_a_hand_written_loop(kind):
+    # Distinct random weights per stage: applying the stages' upsamplers in
+    # another order changes the output.
+    decoder = shuffled_(PAIRS[kind][1]('deconv')).eval()
+    weights = [m.weight for m in decoder.upsample_modules]
+    assert not torch.equal(weights[0], weights[1])
+    inputs = make_inputs(ODD_SIZES)
+    mask_feature, _ = decoder(inputs, metas(ODD_SIZES))
+    with torch.no_grad():
+        if kind == 'plain':
+            y = decoder.last_feat_conv(inputs[-1])
+        else:
+            memory = decoder._encode(inputs[-1], metas(ODD_SIZES))
+            y = decoder.encoder_out_proj(memory)
+        for i in (2, 1, 0):
+            lateral = decoder.lateral_convs[i](inputs[i])
+            up = decoder.upsample_modules[i](y)
+            h, w = lateral.shape[-2:]
+            y = decoder.output_convs[i](lateral + up[..., :h, :w])
+        expected = decoder.mask_feature(y)
+    torch.testing.assert_close(mask_feature, expected, rtol=0, atol=0)
+
+
 # --------------------------------------------------------------------------
 # learnable upsamplers
 # --------------------------------------------------------------------------
