@@ -16,8 +16,7 @@ import pytest
 from train_helpers import (FASTER_RCNN, SEGFORMER, run, tiny_options,
                            tiny_seg_options, train, weights)
 
-from mmdysample.datasets import generate_synthetic_dataset
-
+# data_root: tests/tools/conftest.py
 pytestmark = pytest.mark.slow
 
 #: upsampler -> the config of its round trip
@@ -34,14 +33,6 @@ UPSAMPLE_KEY = {
                 'decode_head.upsamplers.3.2.'),
 }
 METRIC = {FASTER_RCNN: 'coco/bbox_mAP', SEGFORMER: 'mIoU'}
-
-
-@pytest.fixture(scope='module')
-def data_root(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('synthetic'))
-    generate_synthetic_dataset(
-        root, num_train=4, num_val=2, img_size=96, tasks=('coco', 'ade'))
-    return root
 
 
 def options(config, data_root, name, iters):

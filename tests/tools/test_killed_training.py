@@ -14,19 +14,15 @@ import sys
 import time
 
 import pytest
-from train_helpers import (FASTER_RCNN, REPO, assert_same_weights,
-                           tiny_options, tool_env, train, weights)
+from train_helpers import (FASTER_RCNN, ITERS, NO_BUILD, REPO,
+                           assert_same_weights, run_options, tool_env, train,
+                           weights)
 
-from mmdysample.datasets import generate_synthetic_dataset
 from mmdysample.engine.atomic_backend import temp_target
 
-pytestmark = pytest.mark.slow
-
-ITERS = 4  # checkpoints at 2 and 4
-# No fused CPU kernel: a run SIGKILLed while torch builds it would leave
-# the build lock behind in the shared extension cache, and every later
-# build would wait on it.
-NO_BUILD = dict(MMDYSAMPLE_FAST_CPU='0')
+# data_root and uninterrupted (ITERS iterations, checkpoints at 2 and 4,
+# without the fused CPU kernel, see NO_BUILD): tests/tools/conftest.py
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group('faster_rcnn_runs')]
 
 # Runs tools/train.py; I12_STALL_AFTER_ITER=N stops after iteration N (its
 # checkpoint written), I12_STALL_WRITING=NAME stops after writing half of
@@ -84,24 +80,13 @@ runpy.run_path('tools/train.py', run_name='__main__')
 '''
 
 
-@pytest.fixture(scope='module')
-def data_root(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('synthetic'))
-    generate_synthetic_dataset(
-        root, num_train=4, num_val=2, img_size=64, tasks=('coco', ))
-    return root
-
-
 def options(data_root, **extra):
-    extra.setdefault('default_hooks.checkpoint.max_keep_ckpts', 2)
-    return tiny_options(data_root, ITERS, **extra)
+    return run_options(data_root, ITERS, **extra)
 
 
-@pytest.fixture(scope='module')
-def uninterrupted(data_root, tmp_path_factory):
-    work_dir = tmp_path_factory.mktemp('uninterrupted')
-    train(FASTER_RCNN, work_dir, options(data_root), env=NO_BUILD)
-    return weights(work_dir / f'iter_{ITERS}.pth')
+@pytest.fixture(scope='session')
+def final_weights(uninterrupted):
+    return weights(uninterrupted / f'iter_{ITERS}.pth')
 
 
 def train_until_killed(data_root, work_dir, extra=None, **stall):
@@ -146,7 +131,7 @@ def resume(data_root, work_dir):
 
 
 def test_killed_between_checkpoints_resumes_exactly(data_root, tmp_path,
-                                                    uninterrupted):
+                                                    final_weights):
     work_dir = tmp_path / 'run'
     train_until_killed(data_root, work_dir, I12_STALL_AFTER_ITER='3')
     assert last_checkpoint(work_dir) == 'iter_2.pth'
@@ -154,11 +139,11 @@ def test_killed_between_checkpoints_resumes_exactly(data_root, tmp_path,
 
     log = resume(data_root, work_dir)
     assert 'iter_2.pth' in log
-    assert_same_weights(weights(work_dir / 'iter_4.pth'), uninterrupted)
+    assert_same_weights(weights(work_dir / 'iter_4.pth'), final_weights)
 
 
 def test_killed_while_writing_a_checkpoint_resumes_exactly(
-        data_root, tmp_path, uninterrupted):
+        data_root, tmp_path, final_weights):
     work_dir = tmp_path / 'run'
     train_until_killed(data_root, work_dir, I12_STALL_WRITING='iter_4.pth')
     # The atomic backend wrote half of a temporary file; the final name
@@ -170,13 +155,13 @@ def test_killed_while_writing_a_checkpoint_resumes_exactly(
     assert last_checkpoint(work_dir) == 'iter_2.pth'
 
     resume(data_root, work_dir)
-    assert_same_weights(weights(work_dir / 'iter_4.pth'), uninterrupted)
+    assert_same_weights(weights(work_dir / 'iter_4.pth'), final_weights)
     # SafeResumeHook removed the killed write's leftovers.
     assert not [n for n in os.listdir(work_dir) if temp_target(n)]
 
 
 def test_truncated_latest_checkpoint_is_never_resumed(data_root, tmp_path,
-                                                      uninterrupted):
+                                                      final_weights):
     """mmengine's own in-place writer, killed mid-write, leaves a truncated
     iter_4.pth; after a crash without fsync, last_checkpoint may name it.
     SafeResumeHook resumes from iter_2.pth instead."""
@@ -192,4 +177,4 @@ def test_truncated_latest_checkpoint_is_never_resumed(data_root, tmp_path,
 
     log = resume(data_root, work_dir)
     assert 'missing or incomplete; resuming from' in log
-    assert_same_weights(weights(work_dir / 'iter_4.pth'), uninterrupted)
+    assert_same_weights(weights(work_dir / 'iter_4.pth'), final_weights)

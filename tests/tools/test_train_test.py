@@ -12,22 +12,14 @@ import sys
 
 import pytest
 import torch
-from train_helpers import (FASTER_RCNN, MASKFORMER, REPO, SEGFORMER,
-                           assert_same_weights, free_port, run, run_status,
+from train_helpers import (FASTER_RCNN, ITERS, MASKFORMER, NO_BUILD, REPO,
+                           SEGFORMER, assert_same_weights, copy_run,
+                           free_port, run, run_options, run_status,
                            tiny_options, tiny_seg_options, tool_env, train,
                            weights)
 
-from mmdysample.datasets import generate_synthetic_dataset
-
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope='module')
-def data_root(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('synthetic'))
-    generate_synthetic_dataset(
-        root, num_train=8, num_val=4, img_size=96, tasks=('coco', 'ade'))
-    return root
+# data_root, two_iterations and uninterrupted: tests/tools/conftest.py
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group('faster_rcnn_runs')]
 
 
 def run_test_tool(config, ckpt, test_dir, options, *extra):
@@ -42,10 +34,8 @@ def run_test_tool(config, ckpt, test_dir, options, *extra):
         return log, json.load(f)
 
 
-def test_train_then_test_round_trip(data_root, tmp_path):
-    work_dir = tmp_path / 'train'
-    train(FASTER_RCNN, work_dir, tiny_options(data_root, 2))
-    ckpt = (work_dir / 'last_checkpoint').read_text().strip()
+def test_train_then_test_round_trip(data_root, two_iterations, tmp_path):
+    ckpt = (two_iterations / 'last_checkpoint').read_text().strip()
     assert osp.basename(ckpt) == 'iter_2.pth'
     state = weights(ckpt)
     # The DySample upsamplers were trained and saved with the neck.
@@ -54,8 +44,8 @@ def test_train_then_test_round_trip(data_root, tmp_path):
     test_dir = tmp_path / 'test'
     out_pkl = tmp_path / 'preds.pkl'
     log, metrics = run_test_tool(FASTER_RCNN, ckpt, test_dir,
-                             tiny_options(data_root, 2), '--out',
-                             str(out_pkl))
+                                 run_options(data_root, 2), '--out',
+                                 str(out_pkl))
     assert 'bbox_mAP_copypaste' in log
     assert 0.0 <= metrics['coco/bbox_mAP'] <= 1.0
     assert out_pkl.exists() and out_pkl.stat().st_size > 0
@@ -93,18 +83,22 @@ def test_maskformer_round_trip(data_root, tmp_path):
     assert 0.0 <= metrics['mIoU'] <= 100.0
 
 
-def test_resume_matches_uninterrupted(data_root, tmp_path):
-    """2 iterations, then 2 more with --resume, equal 4 in one go."""
-    straight = tmp_path / 'straight'
-    train(FASTER_RCNN, straight, tiny_options(data_root, 4))
-
-    split = tmp_path / 'split'
-    train(FASTER_RCNN, split, tiny_options(data_root, 2))
-    log = train(FASTER_RCNN, split, tiny_options(data_root, 4), '--resume')
+def test_resume_matches_uninterrupted(data_root, two_iterations,
+                                      uninterrupted, tmp_path):
+    """A finished 2-iteration run, extended to 4 with --resume, equals 4
+    iterations in one go."""
+    split = copy_run(two_iterations, tmp_path / 'split')
+    log = train(
+        FASTER_RCNN,
+        split,
+        run_options(data_root, ITERS),
+        '--resume',
+        env=NO_BUILD)
     assert 'resumed' in log.lower()
+    assert str(split / 'iter_2.pth') in log  # the copy, not the shared run
 
-    a = weights(straight / 'iter_4.pth')
-    b = weights(split / 'iter_4.pth')
+    a = weights(uninterrupted / f'iter_{ITERS}.pth')
+    b = weights(split / f'iter_{ITERS}.pth')
     # Sanity: training changed the weights between iteration 2 and 4.
     mid = weights(split / 'iter_2.pth')
     assert not torch.equal(mid['neck.upsample_modules.0.offset.weight'],

@@ -8,6 +8,7 @@ picked free, so two test runs on one machine do not collide.
 """
 import os
 import os.path as osp
+import shutil
 import socket
 import subprocess
 import sys
@@ -47,6 +48,30 @@ def tiny_options(data_root, iters, **extra):
         opts[f'{split}_dataloader.persistent_workers'] = False
     opts.update(extra)
     return ['--cfg-options'] + [f'{k}={v}' for k, v in opts.items()]
+
+
+#: Iterations of the uninterrupted run; checkpoints every two.
+ITERS = 4
+# No fused CPU kernel: a run SIGKILLed while torch builds it would leave
+# the build lock behind in the shared extension cache, and every later
+# build would wait on it. The runs compared bit for bit with those killed
+# runs use the same path.
+NO_BUILD = dict(MMDYSAMPLE_FAST_CPU='0')
+
+
+def run_options(data_root, iters, **extra):
+    """The tiny-run options of every Faster R-CNN run compared here."""
+    extra.setdefault('default_hooks.checkpoint.max_keep_ckpts', 2)
+    return tiny_options(data_root, iters, **extra)
+
+
+def copy_run(work_dir, dst):
+    """A copy of a shared run's work directory whose ``last_checkpoint``
+    names the copy's own file."""
+    shutil.copytree(work_dir, dst)
+    last = (dst / 'last_checkpoint').read_text().strip()
+    (dst / 'last_checkpoint').write_text(str(dst / osp.basename(last)))
+    return dst
 
 
 def tiny_seg_options(data_root, iters):
