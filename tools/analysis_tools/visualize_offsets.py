@@ -11,7 +11,7 @@ weights::
 
 Common options: ``--group G`` (default: all groups), ``--points N`` and
 ``--point-mode edge|grid``, ``--region X0 Y0 X1 Y1`` (image pixels, zoom),
-``--feature pca|mean``. See :mod:`mmdysample.visualization.offsets` for what
+``--feature pca|mean``. See :mod:`mmdysample.visualization.figure` for what
 the figure shows.
 """
 import argparse
