@@ -10,6 +10,9 @@ VENV        ?= .venv
 TORCH_SPEC  ?= torch==2.13.0
 MMCV_SPEC   ?= mmcv==2.1.0
 MAX_JOBS    ?= 2
+# pytest-xdist workers of `make test` (0: none, in one process). Files stay
+# whole on one worker (--dist loadfile), so module fixtures are made once.
+TEST_JOBS   ?= 2
 PYTEST_ARGS ?=
 DATA_ROOT   ?= data/synthetic
 DEMO_CONFIG ?= configs/faster_rcnn/faster-rcnn_r18_fpn-dysample-lpg4_synthetic.py
@@ -52,7 +55,7 @@ $(STAMP): setup.py pyproject.toml Makefile
 	@touch $(STAMP)
 
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_JOBS) --dist loadfile --durations=10 $(PYTEST_ARGS)
 
 data: install
 	$(PY) tools/misc/generate_synthetic_data.py --out $(DATA_ROOT)

@@ -22,7 +22,7 @@ from mmdysample.engine.atomic_backend import temp_target
 
 # data_root and uninterrupted (ITERS iterations, checkpoints at 2 and 4,
 # without the fused CPU kernel, see NO_BUILD): tests/tools/conftest.py
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group('faster_rcnn_runs')]
+pytestmark = pytest.mark.slow
 
 # Runs tools/train.py; I12_STALL_AFTER_ITER=N stops after iteration N (its
 # checkpoint written), I12_STALL_WRITING=NAME stops after writing half of
