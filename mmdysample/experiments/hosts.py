@@ -1,0 +1,169 @@
+# Copyright (c) mmdysample contributors. All rights reserved.
+"""Where a config's model takes ``upsample_cfg``, and the config of a run.
+
+A *host* is any dict inside ``cfg.model`` that has an ``upsample_cfg`` key:
+the :class:`~mmdysample.models.DySampleFPN` neck, the
+:class:`~mmdysample.models.DySampleSegformerHead` decode head, the pixel
+decoder inside a MaskFormer head, or a module of another package that
+follows the same convention. No table of host types: the key is the
+contract, so any of our configs (and a user's) is found by walking.
+"""
+import copy
+import hashlib
+import json
+from typing import Any, List, Sequence, Tuple
+
+from mmengine.config import Config
+
+#: Names :func:`~mmdysample.models.build_upsampler` builds that
+#: :func:`~mmdysample.models.list_upsamplers` does not list (transposed
+#: convolutions upsample through ``stride``, not ``scale_factor``).
+UNLISTED_UPSAMPLERS = ('deconv', )
+
+#: Keys of a run's config that say where and how it runs, not what it
+#: computes; left out of :func:`config_digest`.
+_PLACE_KEYS = ('work_dir', 'launcher', 'experiment_name')
+
+Path = Tuple[Any, ...]
+
+
+def _walk(node: Any, path: Path):
+    if isinstance(node, dict):
+        if 'upsample_cfg' in node:
+            yield path
+        for key, value in node.items():
+            yield from _walk(value, path + (key, ))
+    elif isinstance(node, (list, tuple)):
+        for index, value in enumerate(node):
+            yield from _walk(value, path + (index, ))
+
+
+def format_path(path: Path) -> str:
+    """``('decode_head', 'pixel_decoder')`` -> ``'model.decode_head.pixel_
+    decoder'``; list indices as ``[i]``.
+
+    Example:
+        >>> format_path(('roi_head', 'mask_head', 0))
+        'model.roi_head.mask_head[0]'
+    """
+    text = 'model'
+    for part in path:
+        text += f'[{part}]' if isinstance(part, int) else f'.{part}'
+    return text
+
+
+def find_upsample_hosts(model_cfg: Any) -> List[Path]:
+    """The paths of every dict in a model config with an ``upsample_cfg``.
+
+    Args:
+        model_cfg (dict): ``cfg.model`` (nested dicts and lists).
+
+    Returns:
+        list[tuple]: Key / index paths from ``model_cfg``, in the order of
+        the config; empty when no part of the model takes ``upsample_cfg``.
+
+    Example:
+        >>> find_upsample_hosts(dict(
+        ...     backbone=dict(type='ResNet'),
+        ...     decode_head=dict(pixel_decoder=dict(upsample_cfg=None))))
+        [('decode_head', 'pixel_decoder')]
+    """
+    return list(_walk(model_cfg, ()))
+
+
+def _node(root: Any, path: Path) -> Any:
+    for part in path:
+        root = root[part]
+    return root
+
+
+def require_hosts(cfg: Config, config_path: str) -> List[Path]:
+    """:func:`find_upsample_hosts` of ``cfg.model``; none is an error.
+
+    Raises:
+        ValueError: The model has no dict with an ``upsample_cfg`` key.
+    """
+    hosts = find_upsample_hosts(cfg.get('model', {}))
+    if not hosts:
+        raise ValueError(
+            f'config {config_path!r}: no part of its model takes '
+            'upsample_cfg (no dict in cfg.model has that key), so there is '
+            'no upsampler to compare. Use a config with a DySampleFPN neck, '
+            'a DySampleSegformerHead or a DySamplePixelDecoder, and set '
+            'upsample_cfg in it (upsample_cfg=None for the stock one)')
+    return hosts
+
+
+def known_upsamplers() -> List[str]:
+    """Every name :func:`~mmdysample.models.build_upsampler` builds."""
+    from ..models import list_upsamplers
+    return sorted(set(list_upsamplers()) | set(UNLISTED_UPSAMPLERS))
+
+
+def check_upsampler_names(names: Sequence[str]) -> List[str]:
+    """The names as a list, or an error naming what is wrong with them.
+
+    Raises:
+        ValueError: No name, a repeated one, or a name no registered
+            upsampler has (the message lists the known names).
+        TypeError: A name is not a string.
+    """
+    names = list(names)
+    if not names:
+        raise ValueError('--upsamplers needs at least one name')
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(
+                f'upsampler names must be strings, got {name!r}')
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f'--upsamplers names {repeated} more than once')
+    known = known_upsamplers()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(
+            f'--upsamplers: unknown upsampler(s) {unknown}; the registered '
+            f'ones are {known}')
+    return names
+
+
+def config_for_run(cfg: Config, hosts: Sequence[Path], upsampler: str,
+                   seed: int) -> Config:
+    """A copy of ``cfg`` with only the upsampler and the seed changed.
+
+    Every host's ``upsample_cfg`` becomes ``upsampler`` (a name, as
+    :func:`~mmdysample.models.build_upsampler` takes it: extra arguments
+    of the original dict, such as DySample's ``groups``, are dropped) and
+    ``randomness.seed`` becomes ``seed`` (its other keys kept).
+
+    Example:
+        >>> cfg = Config(dict(model=dict(neck=dict(
+        ...     type='DySampleFPN', upsample_cfg=dict(type='DySample',
+        ...                                           groups=2))),
+        ...     randomness=dict(seed=0, deterministic=True)))
+        >>> run = config_for_run(cfg, [('neck', )], 'bilinear', 3)
+        >>> run.model.neck.upsample_cfg, run.randomness.seed
+        ('bilinear', 3)
+        >>> run.randomness.deterministic, cfg.model.neck.upsample_cfg.groups
+        (True, 2)
+    """
+    cfg = copy.deepcopy(cfg)
+    for path in hosts:
+        _node(cfg.model, path)['upsample_cfg'] = upsampler
+    randomness = dict(cfg.get('randomness') or {})
+    randomness['seed'] = seed
+    cfg.randomness = randomness
+    return cfg
+
+
+def config_digest(cfg: Config) -> str:
+    """A short hash of what a run's config computes.
+
+    The place it runs in (``work_dir``, ``launcher``, ``experiment_name``)
+    is left out, so a sweep moved to another directory or relaunched under
+    ``torchrun`` still matches its finished runs; the number of processes
+    (hence the total batch size under a launcher) is not part of it.
+    """
+    data = {k: v for k, v in cfg.to_dict().items() if k not in _PLACE_KEYS}
+    text = json.dumps(data, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,376 @@
+# Copyright (c) mmdysample contributors. All rights reserved.
+"""Train and test one config with each upsampler and seed, resumably.
+
+:func:`plan_sweep` checks everything that can be checked before any
+training (upsampler names, seeds, the config's upsampler hosts, the work
+dir, finished runs of another config) and lays out one run per upsampler
+and seed in ``<work_dir>/<upsampler>/seed_<seed>``; :func:`run_sweep` runs
+them in order and rewrites the result files after each one.
+
+Design:
+
+- **In one process.** Each run builds its own Runners (one to train, one
+  to test) with :func:`~mmdysample.utils.build_runner`, as the tools do, so
+  ``--launcher pytorch|slurm`` needs nothing of its own: the whole sweep is
+  launched like ``tools/train.py`` (``torchrun ... compare_upsamplers.py
+  ... --launcher pytorch``), mmengine sets the process group up with the
+  first Runner and every run is distributed. Only rank 0 writes files and
+  prints progress; every rank takes the same decisions from the same files
+  and the same (broadcast) metrics. Several Runners in one process need
+  distinct ``experiment_name``s (mmengine keys its logger, message hub,
+  visualizer and default scope by it; see :mod:`.runs`). Subprocesses of
+  ``tools/train.py`` / ``tools/test.py`` would isolate the runs further but
+  would have to relaunch the launcher for each of them.
+- **Finished means** ``metrics.json`` in the run dir. It is never repeated;
+  a finished run made with another config (its digest differs) stops the
+  sweep before training, since mixing the two would be silent.
+- **Unfinished** run dirs (killed, failed) are resumed from their last
+  complete checkpoint, exactly as ``tools/train.py --resume`` does (see
+  :mod:`.runs`), or trained from scratch when they hold none.
+- **A failing run** (any exception in training or testing) is recorded in
+  ``error.json`` (one line, the log's path) and ``error.log`` (traceback)
+  and the sweep goes on; a later sweep tries it again. Under a launcher a
+  failure on only some ranks leaves the others waiting, as in any
+  distributed job.
+- **The main metric** (``--metric``, else the first of
+  :data:`~mmdysample.experiments.results.DEFAULT_MAIN_METRICS` reported)
+  can only be checked against what the evaluator reports once a run has
+  finished: the sweep then stops with the available keys (that run's
+  ``metrics.json`` is kept).
+"""
+import copy
+import os
+import os.path as osp
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+from mmengine.config import Config
+from mmengine.utils import import_modules_from_strings
+
+from ..utils import load_config
+from . import records as rec
+from . import runs
+from .complexity import cached_complexity
+from .hosts import (check_upsampler_names, config_digest, config_for_run,
+                    format_path, require_hosts)
+from .plot import plot_results
+from .progress import eta, format_duration, is_main_process, print_line
+from .report import (RESULTS_CSV, RESULTS_JSON, RESULTS_MD, metric_keys, now,
+                     run_rows, write_results_csv, write_results_json,
+                     write_results_md)
+from .results import choose_main_metric, numeric_metrics, summarize
+
+@dataclass
+class PlannedRun:
+    """One upsampler and seed: its config, directory and, when finished,
+    its record."""
+    upsampler: str
+    seed: int
+    run_dir: str
+    cfg: Config
+    digest: str
+    record: Optional[Dict] = None
+    error: Optional[Dict] = None
+
+
+@dataclass
+class SweepPlan:
+    config: str
+    work_dir: str
+    upsamplers: List[str]
+    seeds: List[int]
+    hosts: List[tuple]
+    launcher: str = 'none'
+    metric: Optional[str] = None
+    shape: Optional[List[int]] = None
+    runs: List[PlannedRun] = field(default_factory=list)
+
+
+def check_seeds(seeds: Sequence[int]) -> List[int]:
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError('--seeds needs at least one seed')
+    for seed in seeds:
+        if not isinstance(seed, int) or isinstance(seed, bool) or not (
+                0 <= seed < 2**32):
+            raise ValueError(
+                f'--seeds must be integers in [0, 2**32), got {seed!r}')
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f'--seeds names a seed more than once: {seeds}')
+    return seeds
+
+
+def check_writable(work_dir: str) -> None:
+    """Create ``work_dir`` and write a file in it, or raise ValueError."""
+    try:
+        os.makedirs(work_dir, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix='.writable_', dir=work_dir)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        raise ValueError(
+            f'--work-dir {work_dir!r} is not writable: {err}') from err
+
+
+def default_work_dir(config: str) -> str:
+    stem = osp.splitext(osp.basename(config))[0]
+    return osp.join('work_dirs', f'compare_upsamplers_{stem}')
+
+
+def plan_sweep(config: str,
+               upsamplers: Sequence[str],
+               seeds: Sequence[int] = (0, 1, 2),
+               work_dir: Optional[str] = None,
+               cfg_options: Optional[Dict] = None,
+               launcher: str = 'none',
+               metric: Optional[str] = None,
+               shape: Optional[Sequence[int]] = None) -> SweepPlan:
+    """Check the sweep's inputs and lay out its runs (no training).
+
+    Raises:
+        ValueError: An unknown or repeated upsampler name, a bad seed or
+            shape, a missing config, a config whose model has no
+            ``upsample_cfg`` host, an unwritable work dir, finished runs
+            of another config in it, or a ``metric`` the finished runs do
+            not report.
+    """
+    seeds = check_seeds(seeds)
+    if shape is not None and (len(shape) != 2 or any(
+            not isinstance(v, int) or v <= 0 for v in shape)):
+        raise ValueError(f'--shape must be two positive integers H W, got '
+                         f'{shape!r}')
+    if not osp.isfile(config):
+        raise ValueError(f'config {config!r} does not exist')
+    cfg = load_config(config, cfg_options, launcher)
+    # Upsamplers that the config's custom_imports register are known too
+    # (Config.fromfile imported those of the file; this also covers
+    # custom_imports given through --cfg-options).
+    import_modules_from_strings(**cfg.custom_imports)
+    names = check_upsampler_names(upsamplers)
+    hosts = require_hosts(cfg, config)
+    work_dir = osp.abspath(work_dir or default_work_dir(config))
+    check_writable(work_dir)
+    plan = SweepPlan(config, work_dir, names, seeds, hosts, launcher, metric,
+                     list(shape) if shape else None)
+    conflicts = []
+    for name in names:
+        for seed in seeds:
+            run_cfg = config_for_run(cfg, hosts, name, seed)
+            run = PlannedRun(name, seed,
+                             rec.run_dirname(work_dir, name, seed), run_cfg,
+                             config_digest(run_cfg))
+            started = rec.read_json(osp.join(run.run_dir, rec.RUN_FILE))
+            run.record = rec.read_record(run.run_dir)
+            if any(made and made.get('config_digest') != run.digest
+                   for made in (started, run.record)):
+                conflicts.append(run.run_dir)
+            run.error = rec.read_error(run.run_dir)
+            plan.runs.append(run)
+    if conflicts:
+        raise ValueError(
+            'these run directories were made with another config or other '
+            f'--cfg-options: {conflicts}; use another --work-dir, or '
+            'delete them to run them again')
+    finished = [r.record for r in plan.runs if r.record]
+    if metric is not None and finished:
+        choose_main_metric(finished[0]['metrics'], metric)
+    return plan
+
+
+def _one_line(err: BaseException) -> str:
+    cause = getattr(err, 'cause', err)
+    text = str(cause).strip().splitlines()
+    line = f'{type(cause).__name__}: {text[0] if text else ""}'.strip()
+    return line if len(line) <= 300 else line[:297] + '...'
+
+
+def _attempt(run: PlannedRun) -> Dict:
+    """Train and test ``run``; its record (raises on failure)."""
+    trained = runs.train(run.cfg, run.run_dir)
+    tested = runs.test(run.cfg, run.run_dir, trained['checkpoint'])
+    return dict(
+        upsampler=run.upsampler,
+        seed=run.seed,
+        status='ok',
+        metrics=numeric_metrics(tested['metrics']),
+        config_digest=run.digest,
+        checkpoint=trained['checkpoint'],
+        resumed_from=trained['resumed_from'],
+        train_time_s=trained['train_time_s'],
+        test_time_s=tested['test_time_s'],
+        latency=tested['latency'],
+        train_log=trained['train_log'],
+        test_log=tested['test_log'])
+
+
+def _failure(run: PlannedRun, err: Exception, seconds: float,
+             main: bool) -> Dict:
+    """The record of a failed run; rank 0 writes ``error.json`` and
+    ``error.log`` (the traceback, then the Runner's log path)."""
+    error = dict(
+        upsampler=run.upsampler,
+        seed=run.seed,
+        status='failed',
+        error=_one_line(err),
+        config_digest=run.digest,
+        wall_time_s=seconds,
+        finished=now(),
+        log=osp.join(run.run_dir, rec.ERROR_LOG),
+        run_log=getattr(err, 'log', None))
+    if main:
+        trace = ''.join(
+            traceback.format_exception(type(err), err, err.__traceback__))
+        if error['run_log']:
+            trace += f"\nThe Runner's log: {error['run_log']}\n"
+        rec.write_error(run.run_dir, error, trace)
+    return error
+
+
+def complexity_of(plan: SweepPlan, name: str) -> Dict:
+    """Params and FLOPs of ``name``'s model (cached in its directory)."""
+    run = next(r for r in plan.runs if r.upsampler == name)
+    cfg = copy.deepcopy(run.cfg)
+    cfg.pop('randomness', None)  # the counts do not depend on the seed
+    return cached_complexity(cfg, osp.dirname(run.run_dir),
+                             config_digest(cfg), plan.shape)
+
+
+def write_results(plan: SweepPlan, main_metric: Optional[str]) -> Dict:
+    """Write results.json / .csv / .md / .png for the runs so far."""
+    records = []
+    for run in plan.runs:
+        if run.record:
+            records.append(run.record)
+        elif run.error:
+            records.append(run.error)
+    touched = {r['upsampler'] for r in records} | {plan.upsamplers[0]}
+    complexity = {
+        name: complexity_of(plan, name)
+        for name in plan.upsamplers if name in touched
+    }
+    summaries = summarize(records, plan.upsamplers, complexity)
+    rows = run_rows(records, summaries)
+    ok = [r for r in records if r['status'] == 'ok']
+    info = dict(
+        config=plan.config,
+        work_dir=plan.work_dir,
+        upsamplers=plan.upsamplers,
+        seeds=plan.seeds,
+        baseline=plan.upsamplers[0],
+        main_metric=main_metric,
+        hosts=[format_path(p) for p in plan.hosts],
+        complexity_shape=next((c.get('shape') for c in complexity.values()
+                               if c.get('shape')), None),
+        device=next(((r.get('latency') or {}).get('device') for r in ok),
+                    None),
+        created=now(),
+        pending=[[r.upsampler, r.seed] for r in plan.runs
+                 if not (r.record or r.error)])
+    out = plan.work_dir
+    write_results_json(osp.join(out, RESULTS_JSON), info, rows, summaries)
+    write_results_csv(
+        osp.join(out, RESULTS_CSV), rows, metric_keys(summaries))
+    write_results_md(osp.join(out, RESULTS_MD), info, summaries, rows)
+    plot_results(
+        summaries,
+        main_metric,
+        plan.upsamplers[0],
+        osp.join(out, 'results.png'),
+        title=f"{main_metric or 'main metric'} against +Params: "
+        f'{osp.basename(plan.config)}, seeds {plan.seeds}')
+    return dict(info=info, summaries=summaries, rows=rows)
+
+
+def _main_metric(plan: SweepPlan) -> Optional[str]:
+    """The main metric from the first finished run (None before one)."""
+    first = next((r.record for r in plan.runs if r.record), None)
+    if first is None:
+        return None
+    return choose_main_metric(first['metrics'], plan.metric)
+
+
+def run_sweep(plan: SweepPlan,
+              log: Callable[[str], None] = print_line) -> Dict:
+    """Run the plan's unfinished runs, writing results after each.
+
+    Args:
+        plan (SweepPlan): From :func:`plan_sweep`.
+        log (callable): Where rank 0's progress lines go. Defaults to
+            ``print`` (flushed).
+
+    Returns:
+        dict: ``info``, ``summaries`` and ``rows`` of the last results
+        written, ``trained`` (runs finished now), ``failed`` (runs that
+        failed now). Other ranks than 0 get only the last two.
+
+    Raises:
+        ValueError: The main metric is not reported (after the first run
+            that finished; the message lists the keys that are).
+    """
+    main = is_main_process(plan.launcher)
+    say = log if main else (lambda _: None)
+    total = len(plan.runs)
+    say(f'[compare_upsamplers] {total} runs (upsamplers '
+        f"{', '.join(plan.upsamplers)} x seeds "
+        f"{' '.join(map(str, plan.seeds))}) in {plan.work_dir}; "
+        f"upsample_cfg of {', '.join(format_path(p) for p in plan.hosts)}")
+    trained, failed = [], []
+    main_metric = _main_metric(plan)
+    written = None
+    for index, run in enumerate(plan.runs, 1):
+        head = (f'[compare_upsamplers] run {index}/{total}: '
+                f'{run.upsampler} seed {run.seed}')
+        if run.record:
+            say(f'{head}: done before ({rec.METRICS_FILE} present), skipped')
+            continue
+        left = sum(1 for r in plan.runs[index - 1:] if r.record is None)
+        point = runs.resume_point(run.run_dir)
+        how = 'resuming' if point else 'training'
+        times = [
+            r.record['wall_time_s'] for r in plan.runs
+            if r.record and r.record.get('wall_time_s')
+        ]
+        say(f'{head}: {how} ({left} left including this one; '
+            f'{eta(times, left)})')
+        start = time.perf_counter()
+        if main:
+            rec.clear_error(run.run_dir)
+            rec.write_json(
+                dict(
+                    upsampler=run.upsampler,
+                    seed=run.seed,
+                    config=plan.config,
+                    config_digest=run.digest,
+                    started=now()), osp.join(run.run_dir, rec.RUN_FILE))
+        try:
+            record = _attempt(run)
+        except Exception as err:  # recorded; the sweep goes on
+            run.error = _failure(run, err, time.perf_counter() - start, main)
+            failed.append(run)
+            say(f"{head}: FAILED: {run.error['error']} "
+                f"(log: {run.error['log']})")
+        else:
+            record.update(
+                wall_time_s=time.perf_counter() - start, finished=now())
+            if main:
+                rec.write_json(record, osp.join(run.run_dir,
+                                                rec.METRICS_FILE))
+            run.record, run.error = record, None
+            trained.append(run)
+            main_metric = _main_metric(plan)
+            say(f'{head}: done in '
+                f"{format_duration(record['wall_time_s'])}, "
+                f"{main_metric} = {record['metrics'].get(main_metric)}")
+        if main:
+            written = write_results(plan, main_metric)
+    out = dict(trained=trained, failed=failed)
+    if main:
+        out.update(written or write_results(plan, main_metric))
+        say(f'[compare_upsamplers] {total} runs: {len(trained)} trained '
+            f'now, {total - len(trained) - len(failed)} done before, '
+            f'{len(failed)} failed; results in {plan.work_dir}/'
+            f'{{{RESULTS_MD}, {RESULTS_CSV}, {RESULTS_JSON}, results.png}}')
+    return out
