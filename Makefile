@@ -17,19 +17,34 @@ PYTEST_ARGS ?=
 DATA_ROOT   ?= data/synthetic
 DEMO_CONFIG ?= configs/faster_rcnn/faster-rcnn_r18_fpn-dysample-lpg4_synthetic.py
 DEMO_DIR    ?= work_dirs/demo
+# `make gpu-check` (docs/testing.md): its own environment, results folder,
+# an optional wheel folder for offline installs (`make gpu-wheels` fills
+# .whl), and the torch it installs where the base python's torch sees no
+# CUDA: plain `torch` (the registry's CUDA build), or TORCH_SPEC when given
+# on the command line or in the environment (its default above is make
+# install's CPU pin).
+GPU_VENV         ?= .venv-gpu
+GPU_CHECK_OUT    ?= work_dirs/gpu_check
+GPU_CHECK_WHEELS ?=
+GPU_CHECK_ARGS   ?=
+GPU_TORCH_SPEC   ?= $(if $(filter file,$(origin TORCH_SPEC)),torch,$(TORCH_SPEC))
+PIP_ARGS         ?=
+WHEEL_DIR        ?= .whl
 
 BIN   := $(VENV)/bin
 PY    := $(BIN)/python
 PIP   := $(PY) -m pip
 STAMP := $(VENV)/.mmdysample-installed
 
-.PHONY: help install test demo data clean-venv
+.PHONY: help install test demo data clean-venv gpu-check gpu-wheels
 
 help:
 	@echo "make install  - create $(VENV) with torch, mmcv (built from source), mmdet, mmseg and mmdysample"
 	@echo "make test     - install, then run the whole test suite"
 	@echo "make data     - write the built-in synthetic dataset under data/synthetic"
 	@echo "make demo     - install, generate data, train + test DySample Faster R-CNN on it"
+	@echo "make gpu-check  - on a CUDA machine: $(GPU_VENV) without mmcv/mmdet/mmseg, the gpu tests and the CUDA benchmark (< 8 min)"
+	@echo "make gpu-wheels - download into $(WHEEL_DIR) the wheels an offline gpu-check needs (then GPU_CHECK_WHEELS=$(WHEEL_DIR))"
 
 install: $(STAMP)
 
@@ -69,3 +84,15 @@ demo: data
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Needs no `make install`: it builds $(GPU_VENV) itself (stops at once,
+# creating nothing, on a machine without CUDA).
+gpu-check:
+	$(PYTHON) tools/misc/gpu_check.py --python $(PYTHON) --venv $(GPU_VENV) \
+	    --out $(GPU_CHECK_OUT) --torch-spec "$(GPU_TORCH_SPEC)" \
+	    --pip-args="$(PIP_ARGS)" \
+	    $(if $(GPU_CHECK_WHEELS),--wheels $(GPU_CHECK_WHEELS)) $(GPU_CHECK_ARGS)
+
+gpu-wheels:
+	$(PYTHON) tools/misc/gpu_check.py --python $(PYTHON) \
+	    --pip-args="$(PIP_ARGS)" --download-wheels $(WHEEL_DIR)

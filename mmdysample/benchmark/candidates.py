@@ -7,7 +7,11 @@ In table order (:func:`candidate_names`): the stock upsamplers of
 registry through :func:`~mmdysample.models.guide.needs_guide`, not by
 name); the DySample presets; and :data:`REFERENCE`, the DySample layer in
 the paper's formulation (pixel shuffle, separate scope projection,
-``grid_sample``), which the fused paths are compared with.
+``grid_sample``), which the fused paths are compared with. Opt-in, not in
+the default set: each preset on its ``grid_sample`` path
+(:func:`grid_sample_names`), beside its own row that takes the device's
+fused kernel, so the Triton (or C++) and ``grid_sample`` paths of every
+preset are timed side by side.
 
 A guided candidate reads a guide of
 :func:`~mmdysample.models.guide.guide_shape` (``(N, C, 2H, 2W)`` at x2: the
@@ -23,6 +27,11 @@ candidate is the registered pure-PyTorch layer on every device: on CUDA
 beside mmcv's kernel (it is the reassembly FADE, SAPA-B and A2U run), on a
 CPU only when ``carafe`` is not measured, since there the two rows would
 time the same layer (it is then skipped with a note saying so).
+
+Without mmcv (``make gpu-check`` runs the family without it) ``nearest``
+and ``bilinear`` are built from ``nn.Upsample``, the class mmcv registers
+under those names; ``deconv`` and ``pixel_shuffle`` (mmcv's own layers) are
+listed as skipped, saying why.
 """
 import inspect
 import os
@@ -50,6 +59,14 @@ CARAFE_UNFOLD_LABEL = 'CARAFEUnfold (PyTorch)'
 #: ``sampling_offsets_reference`` and sampling through
 #: ``sampling.dysample_sample_reference``, when that module provides it.
 REFERENCE = 'DySample (reference)'
+#: Suffix of the opt-in candidates of :func:`grid_sample_names`.
+GRID_SAMPLE = ' (grid_sample)'
+#: The stock upsamplers that are torch classes in mmcv's registry, built
+#: from the class where mmcv (which registers them) is not installed.
+TORCH_STOCK = {
+    'nearest': dict(type=nn.Upsample, mode='nearest'),
+    'bilinear': dict(type=nn.Upsample, mode='bilinear'),
+}
 
 
 def reference_sampler() -> Optional[Callable]:
@@ -77,16 +94,37 @@ def candidate_names() -> List[str]:
     return names
 
 
+def grid_sample_names() -> List[str]:
+    """Opt-in candidates: each DySample preset on its ``grid_sample`` path.
+
+    A preset's own row takes the device's fused kernel (Triton on CUDA, the
+    C++ kernel on a CPU: :func:`dysample_sampler`); ``'<preset>
+    (grid_sample)'`` samples the same layer's offsets with
+    ``sampling.dysample_sample_reference``, which is what the layer runs
+    with ``MMDYSAMPLE_FAST_CUDA=0`` or without Triton. Accepted by
+    :func:`check_candidates`, not among :func:`candidate_names`.
+    """
+    return [name + GRID_SAMPLE for name in DYSAMPLE_PRESETS]
+
+
 def check_candidates(names: Optional[Sequence[str]]) -> List[str]:
-    """Validate ``names`` (``None``: all), keep table order, add bilinear.
+    """Validate ``names`` (``None``: the default set of
+    :func:`candidate_names`), keep table order, add bilinear.
+
+    Table order puts each :func:`grid_sample_names` candidate right after
+    its preset.
 
     Raises:
         ValueError: On a name that is not a candidate, naming it and the
             valid names.
     """
-    valid = candidate_names()
     if names is None:
-        return valid
+        return candidate_names()
+    valid = []
+    for name in candidate_names():
+        valid.append(name)
+        if name in DYSAMPLE_PRESETS:
+            valid.append(name + GRID_SAMPLE)
     unknown = [n for n in names if n not in valid]
     if unknown:
         raise ValueError(f'unknown upsampler(s) {unknown}; choose from '
@@ -110,6 +148,24 @@ class _ReferenceDySample(nn.Module):
         offsets = getattr(layer, 'sampling_offsets_reference',
                           layer.sampling_offsets)
         return self.sample(x, offsets(x), layer.scale_factor, layer.groups)
+
+
+class _GridSampleDySample(nn.Module):
+    """A DySample layer whose sampling takes the ``grid_sample`` path.
+
+    The layer's own (fused) offsets, sampled as the layer samples them
+    where no fused kernel runs (``MMDYSAMPLE_FAST_CUDA=0``, no Triton).
+    Calling the reference directly keeps the switch out of the timed call.
+    """
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        layer = self.layer
+        return sampling.dysample_sample_reference(
+            x, layer.sampling_offsets(x), layer.scale_factor, layer.groups)
 
 
 def dysample_sampler(device: torch.device) -> str:
@@ -187,6 +243,11 @@ def _mmcv_carafe_runs(pack: nn.Module, channels: int,
     return None
 
 
+def _mmcv_cnn() -> bool:
+    """Whether mmcv's stock upsamplers are registered (mmcv installed)."""
+    return 'bilinear' in list_upsamplers()
+
+
 def build_candidate(name: str, channels: int, scale_factor: int,
                     device: torch.device) -> Candidate:
     """Build candidate ``name`` for ``channels`` on ``device``."""
@@ -204,12 +265,24 @@ def build_candidate(name: str, channels: int, scale_factor: int,
         layer = build_upsampler(name, channels, scale_factor).to(device)
         return Candidate(name, name, layer, layer,
                          sampler=dysample_sampler(device))
+    if name in grid_sample_names():
+        preset = name[:-len(GRID_SAMPLE)]
+        layer = _GridSampleDySample(
+            build_upsampler(preset, channels, scale_factor)).to(device)
+        return Candidate(name, name, layer, layer, sampler='grid_sample')
+    if name in ('deconv', 'pixel_shuffle') and not _mmcv_cnn():
+        placeholder = nn.Identity()
+        return Candidate(
+            name, name, placeholder, placeholder,
+            skip=f'{name!r} is registered by mmcv.cnn, which is not '
+            'installed')
     if name == CARAFE_UNFOLD:
         layer = build_upsampler(name, channels, scale_factor).to(device)
         return Candidate(name, CARAFE_UNFOLD_LABEL, layer, layer,
                          layer.up_kernel)
     if name != 'carafe':
-        layer = build_upsampler(name, channels, scale_factor).to(device)
+        cfg = name if _mmcv_cnn() else TORCH_STOCK.get(name, name)
+        layer = build_upsampler(cfg, channels, scale_factor).to(device)
         return Candidate(name, name, layer, layer)
 
     unfold = CARAFEUnfold(channels, scale_factor)

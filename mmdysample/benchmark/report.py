@@ -9,15 +9,23 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from .candidates import REFERENCE, reference_sampler
+from .candidates import REFERENCE, grid_sample_names, reference_sampler
 from .layers import LAYER_PASSES
 from .models import MODEL_PASSES
 
 
 def machine_info(devices: Sequence[torch.device]) -> Dict:
-    """CPU model, cores, load, library versions, threads and GPUs."""
-    import mmcv
+    """CPU model, cores, load, library versions, threads and GPUs.
+
+    ``mmcv`` is None where it is not installed (the upsampler family runs
+    without it, as ``make gpu-check`` does).
+    """
     import mmengine
+    try:
+        import mmcv
+        mmcv_version = mmcv.__version__
+    except ImportError:
+        mmcv_version = None
     cpu = platform.processor() or platform.machine()
     try:
         with open('/proc/cpuinfo') as f:
@@ -38,7 +46,7 @@ def machine_info(devices: Sequence[torch.device]) -> Dict:
         python=platform.python_version(),
         platform=platform.platform(),
         torch=torch.__version__,
-        mmcv=mmcv.__version__,
+        mmcv=mmcv_version,
         mmengine=mmengine.__version__,
         dysample_reference=reference_sampler() is not None,
         date=datetime.datetime.now().astimezone().isoformat(
@@ -129,8 +137,10 @@ def format_upsampler_table(result: Dict, threads: int) -> str:
     lines += [f"note on {r['label']}: {note}" for r in result['results']
               for note in r['notes']]
     lines += _guide_notes(result)
+    # The rows whose sampling path is fixed do not say what the presets run.
+    fixed = {REFERENCE, *grid_sample_names()}
     samplers = sorted({r['sampler'] for r in result['results']
-                       if r.get('sampler') and r['name'] != REFERENCE})
+                       if r.get('sampler') and r['name'] not in fixed})
     if samplers:
         lines.append(f"DySample samples with: {', '.join(samplers)}")
     for r in result['results']:

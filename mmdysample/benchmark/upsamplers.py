@@ -41,7 +41,10 @@ How it measures:
 * **The fused kernels**: DySample's presets run whichever sampling path the
   device takes (the C++ kernel on CPU, the Triton kernel on CUDA; each
   result says which), and :data:`~.candidates.REFERENCE` is the paper's
-  formulation, so ``ratio_to_reference`` is the kernels' gain.
+  formulation, so ``ratio_to_reference`` is the kernels' gain. The opt-in
+  ``'<preset> (grid_sample)'`` rows
+  (:func:`~.candidates.grid_sample_names`) time each preset on its
+  ``grid_sample`` path beside its fused one.
 
 This module runs the rooms in order and keeps their public names in one
 place (``from mmdysample.benchmark import upsamplers as bench``).
@@ -53,10 +56,11 @@ from typing import Callable, Dict, Optional, Sequence
 import torch
 
 from .candidates import (BASELINE, CARAFE_UNFOLD, CARAFE_UNFOLD_LABEL,
-                         REFERENCE, STOCK, UPSAMPLERS, Candidate,
+                         GRID_SAMPLE, REFERENCE, STOCK, UPSAMPLERS, Candidate,
                          build_candidate, build_candidates, candidate_names,
                          check_candidates, default_unfold_limit,
-                         dysample_sampler, guided_upsamplers)
+                         dysample_sampler, grid_sample_names,
+                         guided_upsamplers)
 from .layers import (LAYER_PASSES, PAPER_SHAPE, SWEEP_BATCH_SIZES, SWEEP_SIZES,
                      benchmark_shape, sweep_shapes)
 from .models import MODEL_PAIRS, MODEL_PASSES, benchmark_models
@@ -66,14 +70,15 @@ from .timing import (Task, check_int, check_rounds, count_flops,
                      interleaved_timings, peak_memory_bytes)
 
 __all__ = [
-    'BASELINE', 'CARAFE_UNFOLD', 'CARAFE_UNFOLD_LABEL', 'LAYER_PASSES',
-    'MODEL_PAIRS', 'MODEL_PASSES', 'PAPER_SHAPE', 'REFERENCE', 'STOCK',
-    'SWEEP_BATCH_SIZES', 'SWEEP_SIZES', 'UPSAMPLERS', 'Candidate', 'Task',
-    'benchmark_models', 'benchmark_shape', 'build_candidate',
+    'BASELINE', 'CARAFE_UNFOLD', 'CARAFE_UNFOLD_LABEL', 'GRID_SAMPLE',
+    'LAYER_PASSES', 'MODEL_PAIRS', 'MODEL_PASSES', 'PAPER_SHAPE', 'REFERENCE',
+    'STOCK', 'SWEEP_BATCH_SIZES', 'SWEEP_SIZES', 'UPSAMPLERS', 'Candidate',
+    'Task', 'benchmark_models', 'benchmark_shape', 'build_candidate',
     'build_candidates', 'candidate_names', 'check_candidates',
     'check_rounds', 'count_flops', 'default_unfold_limit',
     'dysample_sampler', 'format_model_table', 'format_upsampler_table',
-    'guided_upsamplers', 'interleaved_timings', 'machine_info',
+    'grid_sample_names', 'guided_upsamplers', 'interleaved_timings',
+    'machine_info',
     'peak_memory_bytes', 'plot_latency_chart', 'run_benchmark',
     'sweep_shapes', 'write_json'
 ]
@@ -115,8 +120,9 @@ def run_benchmark(devices: Sequence[str] = ('cpu', ),
             Defaults to the paper's ``(256, 120, 120)``.
         scale_factor: Upsampling ratio. Defaults to 2.
         sweep_sizes, batch_sizes: The sweep, see :func:`sweep_shapes`.
-        names: Candidates (see :func:`candidate_names`); bilinear is always
-            added. Defaults to all.
+        names: Candidates (see :func:`candidate_names`, and the opt-in
+            :func:`grid_sample_names`); bilinear is always added. Defaults
+            to :func:`candidate_names`.
         rounds, warmup: Interleaved rounds recorded, and dropped before.
         threads: ``torch.set_num_threads`` during the run (restored after);
             None keeps the current setting. Defaults to 2.

@@ -4,11 +4,16 @@
 No GPU is needed: the CUDA calls the harness makes are replaced by fakes
 that record what they were asked.
 """
+import importlib.util
 import os
+import os.path as osp
+import sys
 
 import pytest
 import torch
+from mmengine.registry import MODELS
 
+from mmdysample import DYSAMPLE_PRESETS
 from mmdysample.benchmark import models
 from mmdysample.benchmark import upsamplers as bench
 from mmdysample.benchmark.candidates import fused_kernels_off
@@ -16,6 +21,9 @@ from mmdysample.models.upsamplers import (DySample, dysample_sample_reference,
                                           fast_cpu, fast_triton)
 
 CPU, CUDA = torch.device('cpu'), torch.device('cuda')
+TOOL = osp.join(
+    osp.dirname(__file__), '..', '..', 'tools', 'analysis_tools',
+    'benchmark_upsamplers.py')
 SWITCHES = ('MMDYSAMPLE_FAST_CPU', 'MMDYSAMPLE_FAST_CUDA')
 
 
@@ -130,3 +138,78 @@ def test_machine_info_names_the_gpu(monkeypatch):
     assert info['gpu'] == 'Fake GPU 80GB' and info['cudnn'] == 90100
     assert 'cuda' in info
     assert 'gpu' not in bench.machine_info([CPU])
+
+
+# --------------------------------------------------------------------------
+# Each preset on its grid_sample path, and the family without mmcv
+
+
+@pytest.mark.parametrize('preset', list(DYSAMPLE_PRESETS))
+def test_grid_sample_candidate_is_the_layer_with_its_kernels_off(
+        preset, monkeypatch):
+    name = preset + bench.GRID_SAMPLE
+    cand = bench.build_candidate(name, 16, 2, CPU)
+    layer = cand.layer.layer
+    assert type(layer) is DySample and cand.sampler == 'grid_sample'
+    torch.nn.init.normal_(layer.offset.weight, std=0.3)
+    x = torch.randn(1, 16, 5, 4)
+    with fused_kernels_off():
+        expected = layer(x)
+    for kernel in ('dysample_sample_cpu', 'fused_sample_cpu'):
+        monkeypatch.setattr(fast_cpu, kernel,
+                            lambda *a: pytest.fail('the CPU kernel ran'))
+    torch.testing.assert_close(cand.layer(x), expected)
+
+
+def test_grid_sample_candidates_are_opt_in_beside_their_preset():
+    names = bench.grid_sample_names()
+    assert names == [p + ' (grid_sample)' for p in DYSAMPLE_PRESETS]
+    assert not set(names) & set(bench.candidate_names())
+    assert bench.check_candidates(None) == bench.candidate_names()
+    assert bench.check_candidates(['DySample+ (grid_sample)', 'DySample+',
+                                   'DySample']) == [
+        'bilinear', 'DySample', 'DySample+', 'DySample+ (grid_sample)'
+    ]
+
+
+def test_tool_adds_the_grid_sample_rows_of_the_measured_presets():
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_upsamplers_paths', TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    args = tool.parse_args(['--candidates', 'DySample-S', 'nearest',
+                            '--grid-sample-paths'])
+    assert args.candidates == [
+        'DySample-S', 'nearest', 'DySample-S (grid_sample)'
+    ]
+    every = tool.parse_args(['--grid-sample-paths']).candidates
+    assert every == bench.candidate_names() + bench.grid_sample_names()
+    assert tool.parse_args([]).candidates is None
+
+
+def test_stock_upsamplers_without_mmcv(monkeypatch):
+    # What the registry holds where mmcv.cnn never registered its layers.
+    for name in ('nearest', 'bilinear', 'deconv', 'pixel_shuffle'):
+        monkeypatch.delitem(MODELS._module_dict, name, raising=False)
+    x = torch.randn(1, 8, 5, 4)
+    for name in ('nearest', 'bilinear'):
+        layer = bench.build_candidate(name, 8, 2, CPU).layer
+        assert type(layer) is torch.nn.Upsample
+        torch.testing.assert_close(
+            layer(x), torch.nn.functional.interpolate(
+                x, scale_factor=2, mode=name,
+                align_corners=False if name == 'bilinear' else None))
+    cands = bench.build_candidates(['deconv', 'pixel_shuffle', 'bilinear'],
+                                   8, 2, CPU)
+    skips = {c.name: c.skip for c in cands}
+    assert skips['bilinear'] == ''
+    for name in ('deconv', 'pixel_shuffle'):
+        assert 'mmcv.cnn' in skips[name] and repr(name) in skips[name]
+    result = bench.benchmark_shape(cands, (1, 8, 5, 4), 2, CPU, rounds=1,
+                                   warmup=0)
+    assert [r['name'] for r in result['results']] == ['bilinear']
+    assert [s['name'] for s in result['skipped']] == ['deconv',
+                                                      'pixel_shuffle']
+    # The machine facts name no mmcv where it cannot be imported.
+    monkeypatch.setitem(sys.modules, 'mmcv', None)
+    assert bench.machine_info([CPU])['mmcv'] is None

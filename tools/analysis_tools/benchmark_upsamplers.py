@@ -14,12 +14,15 @@ in the paper's Fig. 8.
     python tools/analysis_tools/benchmark_upsamplers.py --models  # + models
     python tools/analysis_tools/benchmark_upsamplers.py --quick  # tiny: tests
     python tools/analysis_tools/benchmark_upsamplers.py --device cuda --models
+    python tools/analysis_tools/benchmark_upsamplers.py --grid-sample-paths
 
 On CUDA, DySample samples with the fused Triton kernel (the C++ kernel on
 CPU); the row "DySample (reference)" is the paper's formulation with
 ``grid_sample``, and the line under each table gives DySample's ratio to it.
 With ``--models`` on CUDA, each DySample model is also timed with its fused
-kernels switched off (``DySample (grid_sample)``).
+kernels switched off (``DySample (grid_sample)``). ``--grid-sample-paths``
+adds a row ``<preset> (grid_sample)`` per DySample preset: the same layer on
+its ``grid_sample`` path, beside the preset's fused-kernel row.
 """
 import argparse
 import importlib.util
@@ -131,6 +134,12 @@ def parse_args(argv=None):
         metavar='NAME',
         help=f'upsamplers to measure (bilinear is always added); from '
         f'{bench.candidate_names()}')
+    parser.add_argument(
+        '--grid-sample-paths',
+        action='store_true',
+        help='also time each measured DySample preset on its grid_sample '
+        'path (rows "<preset> (grid_sample)"), beside its own row, which '
+        'takes the fused kernel (Triton on CUDA, C++ on CPU)')
     parser.add_argument('--seed', type=int, default=0, help='random seed')
     parser.add_argument(
         '--carafe-mem-limit',
@@ -177,6 +186,12 @@ def parse_args(argv=None):
             bench.check_candidates(args.candidates)
         except ValueError as err:
             parser.error(f'--candidates: {err}')
+    if args.grid_sample_paths:
+        chosen = args.candidates or bench.candidate_names()
+        args.candidates = list(chosen) + [
+            name for name in bench.grid_sample_names()
+            if name[:-len(bench.GRID_SAMPLE)] in chosen and name not in chosen
+        ]
     if 'cuda' in args.device and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available here")
     if args.carafe_mem_limit is not None and args.carafe_mem_limit <= 0:
