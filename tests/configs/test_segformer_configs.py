@@ -22,11 +22,25 @@ from mmdysample.evaluation import BoundaryIoUMetric  # noqa: E402
 from mmdysample.models import build_upsampler  # noqa: E402
 
 CONFIG_DIR = Path(__file__).parents[2] / 'configs' / 'segformer'
-#: The paper's configs; the built-in-data ones end in ``_synthetic``.
+#: The built-in-data configs end in ``_synthetic`` (default scenes) or
+#: ``_synthetic-fine`` (``--scenes fine``); their ADE data roots.
+SYNTHETIC_DATA_ROOTS = {
+    '_synthetic': 'data/synthetic/ade/',
+    '_synthetic-fine': 'data/synthetic_fine/ade/'
+}
+
+
+def synthetic_tag(path):
+    """The built-in-data suffix of a config name, or None."""
+    return next((tag for tag in SYNTHETIC_DATA_ROOTS
+                 if path.stem.endswith(tag)), None)
+
+
+#: The paper's configs, then the built-in-data ones.
 CONFIGS = sorted(
-    path for path in CONFIG_DIR.glob('*.py')
-    if not path.stem.endswith('_synthetic'))
-SYNTHETIC = sorted(CONFIG_DIR.glob('*_synthetic.py'))
+    path for path in CONFIG_DIR.glob('*.py') if synthetic_tag(path) is None)
+SYNTHETIC = sorted(
+    path for path in CONFIG_DIR.glob('*.py') if synthetic_tag(path))
 BASELINE = 'segformer_mit-b1-bilinear_8xb2-160k_ade20k-512x512'
 #: config qualifier -> DySample preset (paper Table 4)
 DYSAMPLE_CONFIGS = {
@@ -127,19 +141,49 @@ def test_config_loads(path):
 
 
 def test_synthetic_configs_build_and_run():
-    assert SYNTHETIC, f'no synthetic configs found in {CONFIG_DIR}'
+    assert set(map(synthetic_tag, SYNTHETIC)) == set(SYNTHETIC_DATA_ROOTS), \
+        f'a kind of built-in data has no config in {CONFIG_DIR}'
     for path in SYNTHETIC:
         cfg = Config.fromfile(path)
         head = cfg.model.decode_head
         assert head.type == 'DySampleSegformerHead'
         assert head.upsample_cfg == dict(type='DySample')
-        assert cfg.train_dataloader.dataset.data_root == 'data/synthetic/ade/'
+        data_root = SYNTHETIC_DATA_ROOTS[synthetic_tag(path)]
+        for loader in (cfg.train_dataloader, cfg.val_dataloader,
+                       cfg.test_dataloader):
+            assert loader.dataset.data_root == data_root
+            assert loader.dataset.metainfo == cfg.metainfo
+        assert head.num_classes == len(cfg.metainfo.classes)
         assert_evaluates_miou_and_biou(cfg)
         with DefaultScope.overwrite_default_scope('mmseg'):
             model = MODELS.build(cfg.model).eval()
         with torch.no_grad():
             logits = model(torch.rand(1, 3, 64, 96), mode='tensor')
         assert logits.shape == (1, head.num_classes, 16, 24)
+
+
+def test_fine_synthetic_config_is_the_default_one_on_the_fine_data():
+    from mmdysample.datasets.synthetic import ADE_METAINFO, FINE_ADE_METAINFO
+
+    def plain(metainfo):
+        return dict(classes=list(metainfo['classes']),
+                    palette=[list(c) for c in metainfo['palette']])
+
+    stem = 'segformer_mit-b0-dysample-lpg4_synthetic'
+    default, fine = load(stem), load(f'{stem}-fine')
+    # the class names and colours are the generator's, label for label
+    assert plain(default.metainfo) == plain(ADE_METAINFO)
+    assert plain(fine.metainfo) == plain(FINE_ADE_METAINFO)
+    assert fine.model.decode_head.num_classes == len(
+        FINE_ADE_METAINFO['classes'])
+    default, fine = default.to_dict(), fine.to_dict()
+    for cfg in (default, fine):
+        cfg['model']['decode_head'].pop('num_classes')
+        for key in ('data_root', 'metainfo'):
+            cfg.pop(key)
+            for loader in ('train', 'val', 'test'):
+                cfg[f'{loader}_dataloader']['dataset'].pop(key)
+    assert fine == default
 
 
 @pytest.fixture(scope='module')

@@ -8,6 +8,13 @@ texture, and two to six *thing* instances (``circle``, ``rectangle``,
 ``triangle``, ``star``) are painted on top. Later shapes occlude earlier
 ones and every annotation describes the visible pixels only.
 
+These large convex shapes on smooth regions are the *default* scenes. The
+*fine* scenes (``scenes='fine'``, ``--scenes fine``) are where the
+upsampler matters: thin wires and fence pickets of 1-3 px, open rings with
+thin walls, shapes of 4-16 px, region borders toothed or rippled at a few
+pixels, and twelve classes instead of seven (``FINE_*`` in
+:mod:`.metainfo`); :mod:`.stats` measures the difference.
+
 The same scenes are written in the on-disk formats that mmdet and mmseg
 read for COCO detection / instance segmentation, COCO panoptic
 segmentation and ADE20K semantic segmentation, so a config only needs to
@@ -33,30 +40,38 @@ swap ``data_root``::
 
 ADE labels follow the ADE20K convention used with ``reduce_zero_label=True``:
 value ``0`` is "other" (ignored; this generator never writes it) and
-value ``k`` (``1 <= k <= len(SEG_CLASSES)``) is ``SEG_CLASSES[k - 1]``.
+value ``k`` (``1 <= k <= len(SEG_CLASSES)``) is ``SEG_CLASSES[k - 1]``
+(``FINE_SEG_CLASSES[k - 1]`` for the fine scenes).
 
 Every image is rendered from its own random generator seeded by
 ``(seed, split, index)``, so the output is byte-identical for equal
 parameters and image ``i`` of a split does not depend on the number of
 images generated. Only numpy, OpenCV and the standard library are used:
-the package itself imports none of torch, mmdet or mmseg.
+the package itself imports none of torch, mmdet or mmseg (``stats.py``,
+not imported by it, imports torch for the boundary IoU when asked to).
 
 The parts, each depending only on those above it:
 
-=================  ======================================================
-``metainfo.py``    classes, palettes, ``metainfo`` dicts, category ids
-``textures.py``    the stuff background: region layout and textures
-``shapes.py``      the things: polygons, placement, painting
-``scenes.py``      :class:`Scene` and :func:`render_scene`
-``masks.py``       boxes, COCO polygons, panoptic id colours of masks
-``files.py``       deterministic image / label / JSON writers
-``coco.py``        COCO images and instances JSON
-``panoptic.py``    COCO panoptic PNGs and JSON
-``ade.py``         ADE20K-style images and label maps
-``layout.py``      output paths and the ``meta.json`` up-to-date check
-``generate.py``    argument checks and :func:`generate_synthetic_dataset`
-``cli.py``         :func:`build_parser` and :func:`main`
-=================  ======================================================
+====================  ===================================================
+``metainfo.py``       classes, palettes, ``metainfo`` dicts, category ids
+                      of both kinds, :class:`ClassSet`
+``textures.py``       the stuff background: region layout and textures
+``shapes.py``         the things: polygons, placement, painting
+``fine_textures.py``  the fine background: fine borders, fence, wires
+``fine_shapes.py``    the fine things: small shapes, rings, crosses
+``scenes.py``         :class:`Scene`, :func:`render_scene`,
+                      :func:`render_fine_scene`, :data:`SCENE_KINDS`
+``masks.py``          boxes, COCO polygons, panoptic id colours of masks
+``files.py``          deterministic image / label / JSON writers
+``coco.py``           COCO images and instances JSON
+``panoptic.py``       COCO panoptic PNGs and JSON
+``ade.py``            ADE20K-style images and label maps
+``layout.py``         output paths and the ``meta.json`` up-to-date check
+``generate.py``       argument checks and :func:`generate_synthetic_dataset`
+``cli.py``            :func:`build_parser` and :func:`main`
+``stats.py``          boundary, thin-region and upsampling-oracle measures
+                      of label maps (not imported here)
+====================  ===================================================
 
 Run ``python -m mmdysample.datasets.synthetic --help`` (or
 ``tools/misc/generate_synthetic_data.py``) for the command line interface.
@@ -66,20 +81,33 @@ Run ``python -m mmdysample.datasets.synthetic --help`` (or
 from .cli import build_parser, main
 from .generate import (  # noqa: F401
     DEFAULT_IMG_SIZE, DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL, DEFAULT_OUT_DIR,
-    MAX_IMAGES_PER_SPLIT, MAX_IMG_SIDE, MIN_IMG_SIDE, VALID_TASKS, ImgSize,
-    generate_synthetic_dataset)
+    DEFAULT_OUT_DIRS, MAX_IMAGES_PER_SPLIT, MAX_IMG_SIDE, MIN_IMG_SIDE,
+    VALID_TASKS, ImgSize, generate_synthetic_dataset)
 from .layout import VAL_ID_OFFSET  # noqa: F401
 from .masks import mask_to_polygons
-from .metainfo import (ADE_METAINFO, COCO_METAINFO, GENERATOR_VERSION,
+from .metainfo import (ADE_METAINFO, COCO_METAINFO, DEFAULT_CLASSES,
+                       FINE_ADE_METAINFO, FINE_CLASSES, FINE_COCO_METAINFO,
+                       FINE_PANOPTIC_CLASSES, FINE_PANOPTIC_METAINFO,
+                       FINE_PANOPTIC_PALETTE, FINE_SEG_CLASSES,
+                       FINE_SEG_PALETTE, FINE_STUFF_CLASSES,
+                       FINE_STUFF_PALETTE, FINE_THING_CLASSES,
+                       FINE_THING_PALETTE, GENERATOR_VERSION,
                        PANOPTIC_CLASSES, PANOPTIC_METAINFO, PANOPTIC_PALETTE,
                        SEG_CLASSES, SEG_PALETTE, STUFF_CLASSES, STUFF_PALETTE,
-                       THING_CLASSES, THING_PALETTE)
-from .scenes import Scene, render_scene  # noqa: F401
+                       THING_CLASSES, THING_PALETTE, ClassSet)
+from .scenes import (SCENE_KINDS, Scene, SceneKind,  # noqa: F401
+                     render_fine_scene, render_scene)
 
 __all__ = [
     'THING_CLASSES', 'STUFF_CLASSES', 'SEG_CLASSES', 'PANOPTIC_CLASSES',
     'THING_PALETTE', 'STUFF_PALETTE', 'SEG_PALETTE', 'PANOPTIC_PALETTE',
     'COCO_METAINFO', 'PANOPTIC_METAINFO', 'ADE_METAINFO', 'VALID_TASKS',
     'GENERATOR_VERSION', 'DEFAULT_OUT_DIR', 'generate_synthetic_dataset',
-    'render_scene', 'mask_to_polygons', 'build_parser', 'main'
+    'render_scene', 'mask_to_polygons', 'build_parser', 'main',
+    'FINE_THING_CLASSES', 'FINE_STUFF_CLASSES', 'FINE_SEG_CLASSES',
+    'FINE_PANOPTIC_CLASSES', 'FINE_THING_PALETTE', 'FINE_STUFF_PALETTE',
+    'FINE_SEG_PALETTE', 'FINE_PANOPTIC_PALETTE', 'FINE_COCO_METAINFO',
+    'FINE_PANOPTIC_METAINFO', 'FINE_ADE_METAINFO', 'ClassSet',
+    'DEFAULT_CLASSES', 'FINE_CLASSES', 'SCENE_KINDS', 'render_fine_scene',
+    'DEFAULT_OUT_DIRS'
 ]

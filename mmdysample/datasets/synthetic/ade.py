@@ -2,7 +2,8 @@
 """ADE20K-style semantic segmentation: a JPEG and a uint8 label PNG.
 
 Labels follow ADE20K with ``reduce_zero_label=True``: ``0`` is "other"
-(never written here) and ``k`` is ``SEG_CLASSES[k - 1]``.
+(never written here) and ``k`` is class ``k - 1`` of the scene's kind:
+``SEG_CLASSES[k - 1]`` (default scenes) or ``FINE_SEG_CLASSES[k - 1]``.
 """
 import os.path as osp
 

@@ -9,8 +9,9 @@ import sys
 from typing import Optional, Sequence
 
 from .generate import (DEFAULT_IMG_SIZE, DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL,
-                       DEFAULT_OUT_DIR, VALID_TASKS,
+                       DEFAULT_OUT_DIRS, VALID_TASKS,
                        generate_synthetic_dataset)
+from .scenes import SCENE_KINDS
 
 __all__ = ['build_parser', 'main']
 
@@ -29,9 +30,11 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
         description='Generate the mmdysample synthetic shapes dataset '
         '(COCO instances, COCO panoptic and ADE20K-style semantic '
         'segmentation).')
+    out_dirs = ', '.join(f'{path} for {name}'
+                         for name, path in DEFAULT_OUT_DIRS.items())
     parser.add_argument(
-        '--out', default=DEFAULT_OUT_DIR,
-        help=f'output root (default: {DEFAULT_OUT_DIR})')
+        '--out', default=None,
+        help=f'output root (default: {out_dirs} scenes)')
     parser.add_argument(
         '--num-train', type=int, default=DEFAULT_NUM_TRAIN,
         help=f'training images (default: {DEFAULT_NUM_TRAIN})')
@@ -48,6 +51,11 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     parser.add_argument(
         '--tasks', nargs='+', default=list(VALID_TASKS),
         choices=VALID_TASKS, help='formats to write (default: all)')
+    kinds = '; '.join(f'{name}: {kind.description}'
+                      for name, kind in SCENE_KINDS.items())
+    parser.add_argument(
+        '--scenes', default='default', choices=tuple(SCENE_KINDS),
+        help=f'kind of scene ({kinds}; default: default)')
     parser.add_argument(
         '--force', action='store_true',
         help='regenerate even if the output is up to date')
@@ -84,7 +92,8 @@ def main(argv: Optional[Sequence[str]] = None,
             seed=args.seed,
             tasks=args.tasks,
             force=args.force,
-            verbose=not args.quiet)
+            verbose=not args.quiet,
+            scenes=args.scenes)
     except (ValueError, FileExistsError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
@@ -93,6 +102,7 @@ def main(argv: Optional[Sequence[str]] = None,
     height, width = result['params']['img_size']
     print(f'Synthetic dataset {status}: {result["out_dir"]}')
     print(f'  image size {height}x{width}, seed {result["params"]["seed"]}, '
+          f'{result["params"]["scenes"]} scenes, '
           f'tasks {", ".join(result["params"]["tasks"])}')
     for split, count in result['counts'].items():
         parts = [f'{count["images"]} images']

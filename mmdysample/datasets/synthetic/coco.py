@@ -9,7 +9,7 @@ from typing import List
 
 from .files import _dump_json, _write_rgb
 from .masks import _tight_bbox, mask_to_polygons
-from .metainfo import _THING_CAT_IDS, GENERATOR_VERSION, THING_CLASSES
+from .metainfo import DEFAULT_CLASSES, GENERATOR_VERSION, ClassSet
 from .scenes import Scene
 
 __all__ = [
@@ -26,10 +26,10 @@ def _info(split: str) -> dict:
         date_created='')
 
 
-def _coco_categories() -> List[dict]:
+def _coco_categories(classes: ClassSet) -> List[dict]:
     return [
         dict(id=cat_id, name=name, supercategory='shape')
-        for cat_id, name in zip(_THING_CAT_IDS, THING_CLASSES)
+        for cat_id, name in zip(classes.thing_cat_ids, classes.things)
     ]
 
 
@@ -68,19 +68,23 @@ def coco_instances(scene: Scene, image_id: int, first_id: int) -> List[dict]:
         list[dict]: One COCO annotation per visible instance.
     """
     annotations = []
+    cat_ids = scene.classes.thing_cat_ids
     for idx, label in enumerate(scene.labels):
         mask = scene.instance_map == idx
         annotations.append(
             dict(id=first_id + idx, image_id=image_id,
-                 category_id=_THING_CAT_IDS[label],
+                 category_id=cat_ids[label],
                  segmentation=mask_to_polygons(mask),
                  area=int(mask.sum()), bbox=_tight_bbox(mask),
                  iscrowd=0))
     return annotations
 
 
-def write_coco_json(path: str, split: str, images: List[dict],
-                    annotations: List[dict]) -> None:
+def write_coco_json(path: str,
+                    split: str,
+                    images: List[dict],
+                    annotations: List[dict],
+                    classes: ClassSet = DEFAULT_CLASSES) -> None:
     """Write the instances JSON of a split.
 
     Args:
@@ -88,8 +92,11 @@ def write_coco_json(path: str, split: str, images: List[dict],
         split (str): ``'train'`` or ``'val'``, named in ``info``.
         images (list[dict]): The entries of :func:`write_coco_image`.
         annotations (list[dict]): The entries of :func:`coco_instances`.
+        classes (ClassSet): The classes of the scenes, for ``categories``.
+            Defaults to those of the default scenes.
     """
     _dump_json(
         path,
         dict(info=_info(split), licenses=[], images=images,
-             annotations=annotations, categories=_coco_categories()))
+             annotations=annotations,
+             categories=_coco_categories(classes)))

@@ -10,7 +10,7 @@ import os
 import os.path as osp
 import shutil
 import time
-from typing import Callable, Dict, Sequence, Tuple, Union
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -21,11 +21,19 @@ from .layout import (_GENERATOR_NAME, _SPLITS, _is_up_to_date, _output_paths,
                      _owned_paths, _read_meta, _task_paths)
 from .metainfo import GENERATOR_VERSION
 from .panoptic import write_panoptic_json, write_panoptic_png
-from .scenes import render_scene
+from .scenes import SCENE_KINDS, get_scene_kind
 
-__all__ = ['VALID_TASKS', 'DEFAULT_OUT_DIR', 'generate_synthetic_dataset']
+__all__ = [
+    'VALID_TASKS', 'DEFAULT_OUT_DIR', 'DEFAULT_OUT_DIRS',
+    'generate_synthetic_dataset'
+]
 
 DEFAULT_OUT_DIR = osp.join('data', 'synthetic')
+#: Where each kind of scene is written when no ``out_dir`` is given.
+DEFAULT_OUT_DIRS = {
+    'default': DEFAULT_OUT_DIR,
+    'fine': osp.join('data', 'synthetic_fine'),
+}
 DEFAULT_NUM_TRAIN = 400
 DEFAULT_NUM_VAL = 50
 DEFAULT_IMG_SIZE = 192
@@ -108,6 +116,7 @@ def _write_split(paths: Dict[str, str], split: Tuple, params: dict,
     """
     name, code, _, _, ade_prefix, id_offset = split
     height, width = params['img_size']
+    kind = SCENE_KINDS[params['scenes']]
     tasks = params['tasks']
     num = params[f'num_{name}']
     write_coco_img = 'coco' in tasks or 'panoptic' in tasks
@@ -125,7 +134,7 @@ def _write_split(paths: Dict[str, str], split: Tuple, params: dict,
     report_every = max(1, num // 5)
     for index in range(num):
         rng = np.random.default_rng([params['seed'], code, index])
-        scene = render_scene(rng, height, width)
+        scene = kind.render(rng, height, width)
         image_id = id_offset + index + 1
         if write_coco_img:
             images.append(
@@ -144,9 +153,11 @@ def _write_split(paths: Dict[str, str], split: Tuple, params: dict,
         if (index + 1) % report_every == 0 or index + 1 == num:
             log(f'  [{name}] {index + 1}/{num} images')
     if 'coco' in tasks:
-        write_coco_json(paths[f'instances_{name}'], name, images, instances)
+        write_coco_json(paths[f'instances_{name}'], name, images, instances,
+                        kind.classes)
     if 'panoptic' in tasks:
-        write_panoptic_json(paths[f'panoptic_{name}'], name, images, pan_anns)
+        write_panoptic_json(paths[f'panoptic_{name}'], name, images, pan_anns,
+                            kind.classes)
     return dict(
         images=num,
         instances=len(instances) if 'coco' in tasks else None,
@@ -154,14 +165,15 @@ def _write_split(paths: Dict[str, str], split: Tuple, params: dict,
 
 
 def generate_synthetic_dataset(
-        out_dir: str = DEFAULT_OUT_DIR,
+        out_dir: Optional[str] = None,
         num_train: int = DEFAULT_NUM_TRAIN,
         num_val: int = DEFAULT_NUM_VAL,
         img_size: ImgSize = DEFAULT_IMG_SIZE,
         seed: int = 0,
         tasks: Sequence[str] = VALID_TASKS,
         force: bool = False,
-        verbose: bool = False) -> dict:
+        verbose: bool = False,
+        scenes: str = 'default') -> dict:
     """Generate (or reuse) the synthetic dataset.
 
     If ``out_dir/meta.json`` records the same parameters and generator
@@ -171,7 +183,9 @@ def generate_synthetic_dataset(
     are removed and written anew, and ``meta.json`` is written last.
 
     Args:
-        out_dir (str): Root of the output. Defaults to ``data/synthetic``.
+        out_dir (str, optional): Root of the output. Defaults to
+            ``DEFAULT_OUT_DIRS[scenes]``: ``data/synthetic`` for the
+            default scenes, ``data/synthetic_fine`` for the fine ones.
         num_train (int): Number of training images. Defaults to 400.
         num_val (int): Number of validation images. Defaults to 50.
         img_size (int | tuple[int, int]): Side of square images, or
@@ -185,6 +199,12 @@ def generate_synthetic_dataset(
             overwrite generator paths in an ``out_dir`` that has no
             ``meta.json``. Defaults to False.
         verbose (bool): Print progress to stdout. Defaults to False.
+        scenes (str): The kind of scene, a key of
+            :data:`~.scenes.SCENE_KINDS`: ``'default'`` (large convex
+            shapes, the data of the ``_synthetic`` configs) or ``'fine'``
+            (thin structures, small things and fine borders, where the
+            upsampler matters). ``meta.json`` records it; an output of
+            another kind is regenerated. Defaults to ``'default'``.
 
     Returns:
         dict: ``out_dir``, ``skipped`` (bool), ``params`` (the normalised
@@ -197,6 +217,9 @@ def generate_synthetic_dataset(
         FileExistsError: If ``out_dir`` holds generator paths that were not
             written by this generator and ``force`` is False.
     """
+    get_scene_kind(scenes)  # raises for an unknown kind, listing them
+    if out_dir is None:
+        out_dir = DEFAULT_OUT_DIRS[scenes]
     if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir):
         raise ValueError(
             f'out_dir must be a non-empty path, got {out_dir!r}')
@@ -207,6 +230,7 @@ def generate_synthetic_dataset(
         num_val=_check_count('num_val', num_val),
         img_size=list(_check_img_size(img_size)),
         seed=_check_seed(seed),
+        scenes=scenes,
         tasks=list(_check_tasks(tasks)))
     if not isinstance(force, bool):
         raise ValueError(f'force must be a bool, got {force!r}')
@@ -255,7 +279,8 @@ def generate_synthetic_dataset(
     height, width = params['img_size']
     log(f'Generating synthetic dataset in {out_dir}: '
         f'{params["num_train"]} train / {params["num_val"]} val images of '
-        f'{height}x{width}, seed {params["seed"]}, tasks {params["tasks"]}')
+        f'{height}x{width}, seed {params["seed"]}, {scenes} scenes, '
+        f'tasks {params["tasks"]}')
     counts = {
         split[0]: _write_split(paths, split, params, log)
         for split in _SPLITS

@@ -91,6 +91,9 @@ def _is_up_to_date(meta: Optional[dict], params: dict,
     for key in ('version', 'num_train', 'num_val', 'img_size', 'seed'):
         if old.get(key) != params[key]:
             return False
+    # Outputs written before there were kinds of scene hold default scenes.
+    if old.get('scenes', 'default') != params['scenes']:
+        return False
     if not set(params['tasks']) <= set(old.get('tasks', ())):
         return False
     return all(osp.exists(p) for p in _expected_files(paths, params['tasks']))

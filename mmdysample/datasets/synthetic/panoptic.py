@@ -13,22 +13,21 @@ import numpy as np
 from .coco import _info, coco_stem
 from .files import _dump_json, _write_rgb
 from .masks import _id2rgb, _tight_bbox
-from .metainfo import (_STUFF_CAT_IDS, _THING_CAT_IDS, STUFF_CLASSES,
-                       STUFF_PALETTE, THING_CLASSES, THING_PALETTE)
+from .metainfo import DEFAULT_CLASSES, ClassSet
 from .scenes import Scene
 
 __all__ = ['write_panoptic_png', 'write_panoptic_json']
 
 
-def _panoptic_categories() -> List[dict]:
+def _panoptic_categories(classes: ClassSet) -> List[dict]:
     cats = []
-    for cat_id, name, colour in zip(_THING_CAT_IDS, THING_CLASSES,
-                                    THING_PALETTE):
+    for cat_id, name, colour in zip(classes.thing_cat_ids, classes.things,
+                                    classes.thing_palette):
         cats.append(
             dict(id=cat_id, name=name, supercategory='shape', isthing=1,
                  color=list(colour)))
-    for cat_id, name, colour in zip(_STUFF_CAT_IDS, STUFF_CLASSES,
-                                    STUFF_PALETTE):
+    for cat_id, name, colour in zip(classes.stuff_cat_ids, classes.stuff,
+                                    classes.stuff_palette):
         cats.append(
             dict(id=cat_id, name=name, supercategory='scene', isthing=0,
                  color=list(colour)))
@@ -52,8 +51,8 @@ def write_panoptic_png(scene: Scene, png_dir: str, image_id: int,
     segments = []
     for idx, label in enumerate(scene.labels):
         mask = scene.instance_map == idx
-        segments.append((mask, _THING_CAT_IDS[label]))
-    for stuff_idx, cat_id in enumerate(_STUFF_CAT_IDS):
+        segments.append((mask, scene.classes.thing_cat_ids[label]))
+    for stuff_idx, cat_id in enumerate(scene.classes.stuff_cat_ids):
         mask = (scene.stuff_map == stuff_idx) & (scene.instance_map < 0)
         if mask.any():
             segments.append((mask, cat_id))
@@ -70,8 +69,11 @@ def write_panoptic_png(scene: Scene, png_dir: str, image_id: int,
         image_id=image_id, file_name=file_name, segments_info=segments_info)
 
 
-def write_panoptic_json(path: str, split: str, images: List[dict],
-                        annotations: List[dict]) -> None:
+def write_panoptic_json(path: str,
+                        split: str,
+                        images: List[dict],
+                        annotations: List[dict],
+                        classes: ClassSet = DEFAULT_CLASSES) -> None:
     """Write the panoptic JSON of a split.
 
     Args:
@@ -80,8 +82,11 @@ def write_panoptic_json(path: str, split: str, images: List[dict],
         images (list[dict]): The COCO ``images`` entries of the split.
         annotations (list[dict]): The entries of
             :func:`write_panoptic_png`.
+        classes (ClassSet): The classes of the scenes, for ``categories``.
+            Defaults to those of the default scenes.
     """
     _dump_json(
         path,
         dict(info=_info(split), licenses=[], images=images,
-             annotations=annotations, categories=_panoptic_categories()))
+             annotations=annotations,
+             categories=_panoptic_categories(classes)))
