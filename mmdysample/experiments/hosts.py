@@ -10,6 +10,7 @@ contract, so any of our configs (and a user's) is found by walking.
 """
 import copy
 import hashlib
+import inspect
 import json
 from typing import Any, List, Sequence, Tuple
 
@@ -19,6 +20,13 @@ from mmengine.config import Config
 #: :func:`~mmdysample.models.list_upsamplers` does not list (transposed
 #: convolutions upsample through ``stride``, not ``scale_factor``).
 UNLISTED_UPSAMPLERS = ('deconv', )
+
+#: The pseudo name of every host's own upsampling: the default
+#: ``upsample_cfg`` of the host's class (DySampleFPN: mmdet's nearest
+#: ``dict(mode='nearest')``; DySampleSegformerHead: None, one bilinear
+#: resize per level, the paper's SegFormer baseline; the pixel decoders:
+#: None, mmdet's nearest).
+STOCK = 'stock'
 
 #: Keys of a run's config that say where and how it runs, not what it
 #: computes; left out of :func:`config_digest`.
@@ -95,9 +103,11 @@ def require_hosts(cfg: Config, config_path: str) -> List[Path]:
 
 
 def known_upsamplers() -> List[str]:
-    """Every name :func:`~mmdysample.models.build_upsampler` builds."""
+    """Every name :func:`~mmdysample.models.build_upsampler` builds, and
+    :data:`STOCK` (the hosts' own upsampling)."""
     from ..models import list_upsamplers
-    return sorted(set(list_upsamplers()) | set(UNLISTED_UPSAMPLERS))
+    return sorted(
+        set(list_upsamplers()) | set(UNLISTED_UPSAMPLERS) | {STOCK})
 
 
 def check_upsampler_names(names: Sequence[str]) -> List[str]:
@@ -133,8 +143,9 @@ def config_for_run(cfg: Config, hosts: Sequence[Path], upsampler: str,
 
     Every host's ``upsample_cfg`` becomes ``upsampler`` (a name, as
     :func:`~mmdysample.models.build_upsampler` takes it: extra arguments
-    of the original dict, such as DySample's ``groups``, are dropped) and
-    ``randomness.seed`` becomes ``seed`` (its other keys kept).
+    of the original dict, such as DySample's ``groups``, are dropped; for
+    :data:`STOCK`, :func:`stock_upsample_cfg`, the host's own upsampling)
+    and ``randomness.seed`` becomes ``seed`` (its other keys kept).
 
     Example:
         >>> cfg = Config(dict(model=dict(neck=dict(
@@ -149,11 +160,44 @@ def config_for_run(cfg: Config, hosts: Sequence[Path], upsampler: str,
     """
     cfg = copy.deepcopy(cfg)
     for path in hosts:
-        _node(cfg.model, path)['upsample_cfg'] = upsampler
+        host = _node(cfg.model, path)
+        host['upsample_cfg'] = (
+            stock_upsample_cfg(host, cfg.get('default_scope'))
+            if upsampler == STOCK else upsampler)
     randomness = dict(cfg.get('randomness') or {})
     randomness['seed'] = seed
     cfg.randomness = randomness
     return cfg
+
+
+def stock_upsample_cfg(host: dict, scope: Any = None) -> Any:
+    """The default ``upsample_cfg`` of a host's class: its own upsampling.
+
+    Args:
+        host (dict): The host's config (with ``type``).
+        scope (str, optional): The registry scope its type is looked up
+            in (the config's ``default_scope``).
+
+    Raises:
+        ValueError: The type is not registered, or its constructor has no
+            default for ``upsample_cfg``.
+    """
+    from mmengine.registry import MODELS
+    host_type = host.get('type')
+    if isinstance(host_type, str):
+        # the registry a build in that scope reads (mmdet's, mmseg's, ...)
+        with MODELS.switch_scope_and_registry(scope) as registry:
+            cls = registry.get(host_type)
+    else:
+        cls = host_type
+    if cls is None:
+        raise ValueError(f'upsampler {STOCK!r}: the host type {host_type!r} '
+                         f'is not registered (scope {scope!r})')
+    param = inspect.signature(cls).parameters.get('upsample_cfg')
+    if param is None or param.default is inspect.Parameter.empty:
+        raise ValueError(f'upsampler {STOCK!r}: {cls.__name__} has no '
+                         'default upsample_cfg to fall back to')
+    return copy.deepcopy(param.default)
 
 
 def config_digest(cfg: Config) -> str:

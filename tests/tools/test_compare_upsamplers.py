@@ -376,6 +376,26 @@ def test_hosts_of_the_synthetic_configs(config, hosts):
     assert restored.to_dict() == cfg.to_dict()
 
 
+@pytest.mark.parametrize('config, hosts', [
+    (FASTER_RCNN, [('neck', )]),
+    (SEGFORMER, [('decode_head', )]),
+],
+                         ids=['faster_rcnn', 'segformer'])
+def test_stock_is_each_hosts_own_upsampling(config, hosts):
+    from mmdysample.experiments.hosts import STOCK, check_upsampler_names
+    from mmdysample.utils.model import build_model
+    assert check_upsampler_names([STOCK, 'bilinear']) == [STOCK, 'bilinear']
+    cfg = Config.fromfile(config)
+    run = config_for_run(cfg, hosts, STOCK, 0)
+    stock = {FASTER_RCNN: dict(mode='nearest'), SEGFORMER: None}[config]
+    for path in hosts:
+        assert _node(run.model, path)['upsample_cfg'] == stock
+    model = build_model(run)
+    host = getattr(model, hosts[0][0])
+    # no upsampler modules: the stock FPN / SegFormer forward
+    assert not any('upsample' in name for name, _ in host.named_modules())
+
+
 # --- fast: errors before any training ---------------------------------------
 
 
