@@ -3,9 +3,11 @@
 
 In table order (:func:`candidate_names`): the stock upsamplers of
 :data:`STOCK`; :data:`CARAFE_UNFOLD`; every registered guided upsampler
-(:func:`guided_upsamplers`: IndexNet, A2U, FADE, SAPA-B, found in the
-registry through :func:`~mmdysample.models.guide.needs_guide`, not by
-name); the DySample presets; and :data:`REFERENCE`, the DySample layer in
+(:func:`guided_upsamplers`: IndexNet, A2U, FADE, SAPA-B and the later
+FreqFusion, found in the registry through
+:func:`~mmdysample.models.guide.needs_guide`, not by name); the later
+peers that read no guide (:data:`PEERS`: LDA-AQU); the DySample presets;
+and :data:`REFERENCE`, the DySample layer in
 the paper's formulation (pixel shuffle, separate scope projection,
 ``grid_sample``), which the fused paths are compared with. Opt-in, not in
 the default set: each preset on its ``grid_sample`` path
@@ -50,8 +52,10 @@ from ..models.upsamplers import CARAFEUnfold, fast_cpu, fast_triton, sampling
 BASELINE = 'bilinear'
 #: mmcv's upsamplers, in table order (``carafe``: see the module docstring).
 STOCK = ('nearest', 'bilinear', 'deconv', 'pixel_shuffle', 'carafe')
+#: Later upsamplers (after the paper) that read no guide, in table order.
+PEERS = ('LDA-AQU', )
 #: The registered upsamplers that read no guide, in table order.
-UPSAMPLERS = STOCK + tuple(DYSAMPLE_PRESETS)
+UPSAMPLERS = STOCK + PEERS + tuple(DYSAMPLE_PRESETS)
 #: The registered pure-PyTorch CARAFE, labelled :data:`CARAFE_UNFOLD_LABEL`.
 CARAFE_UNFOLD = 'CARAFEUnfold'
 CARAFE_UNFOLD_LABEL = 'CARAFEUnfold (PyTorch)'
@@ -87,8 +91,8 @@ def guided_upsamplers() -> List[str]:
 
 def candidate_names() -> List[str]:
     """Names accepted by ``names=`` / ``--candidates``, in table order."""
-    names = list(STOCK) + [CARAFE_UNFOLD] + guided_upsamplers() + list(
-        DYSAMPLE_PRESETS)
+    names = (list(STOCK) + [CARAFE_UNFOLD] + guided_upsamplers() +
+             list(PEERS) + list(DYSAMPLE_PRESETS))
     if reference_sampler() is not None:
         names.append(REFERENCE)
     return names

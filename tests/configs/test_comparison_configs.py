@@ -80,6 +80,8 @@ SEG_CONFIGS = [
     f'segformer_mit-b1-{tag}_8xb2-160k_ade20k-512x512.py' for tag in SEG_TAGS
 ]
 CONFIGS = DET_CONFIGS + SEG_CONFIGS
+#: the later upsamplers' configs: tests/configs/test_later_peer_configs.py
+LATER_TAGS = ('freqfusion', 'lda-aqu')
 TAG = re.compile(r'(?:_r50_fpn|_mit-b1)-(?P<tag>[a-z0-9-]+?)_(?:1x|8xb2)')
 
 
@@ -129,11 +131,12 @@ def test_configs_are_collected():
     for path in CONFIGS:
         assert path.is_file(), path
     # nothing in these folders escapes the tests: each config is a DySample
-    # row, a synthetic one or one of these
+    # row, a synthetic one, one of these or a later upsampler's
     for folder in [*DET_FOLDERS, 'segformer']:
         for path in (ROOT / 'configs' / folder).glob('*.py'):
-            assert ('-dysample-' in path.stem or path.stem.endswith(
-                '_synthetic') or path in CONFIGS
+            later = TAG.search(path.name) and tag_of(path) in LATER_TAGS
+            assert ('-dysample-' in path.stem or '_synthetic' in path.stem
+                    or path in CONFIGS or later
                     or path.stem.startswith('segformer_mit-b1-bilinear')), \
                 path.name
 

@@ -45,7 +45,7 @@ GUIDED = guided_names()
 
 
 def test_the_paper_guided_upsamplers_are_registered():
-    assert set(PAPER_GUIDED) <= set(GUIDED)
+    assert set(PAPER_GUIDED) | {'FreqFusion'} <= set(GUIDED)
 
 
 class Recorder(GuidedUpsampler):
@@ -199,6 +199,31 @@ def test_guided_upsampler_trains_in_host(host, name):
         for pname, param in layer.named_parameters():
             assert param.grad is not None, (host, name, i, pname)
             assert param.grad.abs().sum() > 0, (host, name, i, pname)
+
+
+@pytest.mark.parametrize('host', list(HOSTS))
+def test_lda_aqu_trains_in_host(host):
+    """The later peer that reads no guide, in the same four hosts: every
+    parameter of every stage gets a gradient once its zero-initialised last
+    offset conv is moved (at init the offset network's earlier layers get
+    none, by design)."""
+    spec = HOSTS[host]
+    module = spec.build('LDA-AQU')
+    stages = spec.stages(module)
+    assert [type(m).__name__ for m in stages] == ['LDAAQU'] * len(stages)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for layer in stages:
+            layer.conv_offset[-1].weight.normal_(std=0.1)
+    outs = spec.run(module, ODD_SIZES)
+    with torch.no_grad():
+        expected = spec.run(stock(host), ODD_SIZES)
+    assert [o.shape for o in outs] == [e.shape for e in expected]
+    sum(o.float().pow(2).mean() for o in outs).backward()
+    for i, layer in enumerate(stages):
+        for pname, param in layer.named_parameters():
+            assert param.grad is not None, (host, i, pname)
+            assert param.grad.abs().sum() > 0, (host, i, pname)
 
 
 @pytest.mark.parametrize('host', list(HOSTS))

@@ -1,12 +1,14 @@
 # Copyright (c) mmdysample contributors. All rights reserved.
-"""The paper's guided upsamplers train and test on the built-in data.
+"""The guided upsamplers and the later peers train and test on the
+built-in data.
 
-Each of IndexNet, A2U, FADE and SAPA-B replaces DySample in the synthetic
-Faster R-CNN and SegFormer configs through ``--cfg-options`` only. One
-round trip per upsampler (``tools/train.py`` two iterations, then
-``tools/test.py`` on the checkpoint it saved), two on each config; every
-upsampler trains in the FPN and the SegFormer head of the same built-in
-models in ``tests/models/test_guided_hosts.py``.
+Each of IndexNet, A2U, FADE and SAPA-B (the paper's) and FreqFusion and
+LDA-AQU (the later peers) replaces DySample in the synthetic Faster R-CNN
+and SegFormer configs through ``--cfg-options`` only. A round trip is
+``tools/train.py`` for two iterations, then ``tools/test.py`` on the
+checkpoint it saved: one per paper upsampler (two on each config) and one
+on each config for each later peer; every guided upsampler trains in the
+four hosts in ``tests/models/test_guided_hosts.py``.
 """
 import glob
 import json
@@ -19,13 +21,17 @@ from train_helpers import (FASTER_RCNN, SEGFORMER, run, tiny_options,
 # data_root: tests/tools/conftest.py
 pytestmark = pytest.mark.slow
 
-#: upsampler -> the config of its round trip
-ROUND_TRIP = {
-    'FADE': FASTER_RCNN,
-    'IndexNet': FASTER_RCNN,
-    'SAPA-B': SEGFORMER,
-    'A2U': SEGFORMER,
-}
+#: (upsampler, the config of its round trip)
+ROUND_TRIPS = [
+    ('FADE', FASTER_RCNN),
+    ('IndexNet', FASTER_RCNN),
+    ('SAPA-B', SEGFORMER),
+    ('A2U', SEGFORMER),
+    ('FreqFusion', FASTER_RCNN),
+    ('FreqFusion', SEGFORMER),
+    ('LDA-AQU', FASTER_RCNN),
+    ('LDA-AQU', SEGFORMER),
+]
 #: Where each config keeps its upsampler, and a key the guided one saves.
 UPSAMPLE_KEY = {
     FASTER_RCNN: ('model.neck.upsample_cfg.type', 'neck.upsample_modules.2.'),
@@ -43,9 +49,14 @@ def options(config, data_root, name, iters):
     return opts + [f'{key}={name}']
 
 
-@pytest.mark.parametrize('name', list(ROUND_TRIP))
-def test_guided_upsampler_round_trip(name, data_root, tmp_path):
-    config = ROUND_TRIP[name]
+def round_trip_id(case):
+    name, config = case
+    return f"{name}-{'frcnn' if config == FASTER_RCNN else 'segformer'}"
+
+
+@pytest.mark.parametrize(
+    'name,config', ROUND_TRIPS, ids=[round_trip_id(c) for c in ROUND_TRIPS])
+def test_guided_upsampler_round_trip(name, config, data_root, tmp_path):
     opts = options(config, data_root, name, 2)
     work_dir = tmp_path / 'train'
     train(config, work_dir, opts)

@@ -1,7 +1,8 @@
 # Copyright (c) mmdysample contributors. All rights reserved.
 """ONNX export of the guided upsamplers (a graph of two inputs, ``input``
-and ``guide``) and of ``CARAFEUnfold``, checked with onnxruntime at sizes
-other than the trace size: a size frozen into a graph shows up there.
+and ``guide``) and of ``CARAFEUnfold`` and LDA-AQU, checked with
+onnxruntime at sizes other than the trace size: a size frozen into a graph
+shows up there.
 
 The layers are found in the registry through ``needs_guide``, so a guided
 upsampler registered later is exported here without a change to this file.
@@ -24,6 +25,8 @@ pytest.importorskip('onnxruntime')
 
 #: The guided upsamplers of the paper's tables (issue 17).
 PAPER_GUIDED = ('IndexNet', 'A2U', 'FADE', 'SAPA-B')
+#: Upsamplers without a guide whose graphs are exported here too.
+UNGUIDED = ['CARAFEUnfold', 'LDA-AQU']
 #: Divisible by the 32 groups of SAPA-B's and A2U's GroupNorms.
 CHANNELS = 32
 #: (N, H, W) of the trace, and other sizes, odd and non-square.
@@ -114,12 +117,12 @@ EXPORTERS = pytest.mark.parametrize('dynamo', [False, True],
 
 def test_the_paper_guided_upsamplers_are_registered():
     # A sweep over an empty list would pass: the four must be found.
-    assert set(PAPER_GUIDED) <= set(GUIDED), GUIDED
-    assert 'CARAFEUnfold' not in GUIDED
+    assert set(PAPER_GUIDED) | {'FreqFusion'} <= set(GUIDED), GUIDED
+    assert not set(UNGUIDED) & set(GUIDED)
 
 
 @EXPORTERS
-@pytest.mark.parametrize('name', GUIDED + ['CARAFEUnfold'])
+@pytest.mark.parametrize('name', GUIDED + UNGUIDED)
 def test_registered_layer_exports_with_dynamic_sizes(name, dynamo, tmp_path):
     layer = perturbed(build_upsampler(name, CHANNELS, 2))
     export_and_check(layer, str(tmp_path / 'up.onnx'), dynamo)
