@@ -14,10 +14,10 @@ from .hosts import (config_for_run, find_upsample_hosts, known_upsamplers,
                     require_hosts)
 from .results import (DEFAULT_MAIN_METRICS, choose_main_metric, difference,
                       mean_std_se, summarize)
-from .sweep import plan_sweep, run_sweep
+from .sweep import plan_sweep, report_sweep, run_sweep
 
 __all__ = [
     'DEFAULT_MAIN_METRICS', 'choose_main_metric', 'config_for_run',
     'difference', 'find_upsample_hosts', 'known_upsamplers', 'mean_std_se',
-    'plan_sweep', 'require_hosts', 'run_sweep', 'summarize'
+    'plan_sweep', 'report_sweep', 'require_hosts', 'run_sweep', 'summarize'
 ]

@@ -5,7 +5,10 @@
 training (upsampler names, seeds, the config's upsampler hosts, the work
 dir, finished runs of another config) and lays out one run per upsampler
 and seed in ``<work_dir>/<upsampler>/seed_<seed>``; :func:`run_sweep` runs
-them in order and rewrites the result files after each one.
+them in order and rewrites the result files after each one;
+:func:`report_sweep` writes them from the runs finished so far and trains
+nothing (a look at a long sweep from another shell, or tables made again
+from run records kept without their checkpoints).
 
 Design:
 
@@ -290,6 +293,29 @@ def _main_metric(plan: SweepPlan) -> Optional[str]:
     if first is None:
         return None
     return choose_main_metric(first['metrics'], plan.metric)
+
+
+def report_sweep(plan: SweepPlan,
+                 log: Callable[[str], None] = print_line) -> Dict:
+    """Write the result files from the finished runs; train nothing.
+
+    Runs not finished yet are listed as pending in ``results.md`` and
+    ``results.json``; failed ones as failures.
+
+    Returns:
+        dict: As :func:`run_sweep`, with empty ``trained`` and ``failed``
+        (on ranks other than 0 only those two).
+    """
+    out = dict(trained=[], failed=[])
+    if not is_main_process(plan.launcher):
+        return out
+    out.update(write_results(plan, _main_metric(plan)))
+    done = sum(1 for r in plan.runs if r.record)
+    log(f'[compare_upsamplers] report only: {done} of {len(plan.runs)} '
+        f'runs finished, {len(out["info"]["pending"])} pending, nothing '
+        f'trained; results in {plan.work_dir}/{{{RESULTS_MD}, '
+        f'{RESULTS_CSV}, {RESULTS_JSON}, results.png}}')
+    return out
 
 
 def run_sweep(plan: SweepPlan,

@@ -17,6 +17,7 @@ import math
 import os
 import os.path as osp
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -186,6 +187,33 @@ def test_second_call_trains_nothing(sweep):
         if f'{os.sep}{FAILING}' not in p
     }
     assert after == before
+
+
+@pytest.mark.slow
+def test_report_only_trains_nothing_and_lists_the_pending(sweep, tmp_path):
+    """On a copy of the sweep (moved: the records still match), a third
+    upsampler named: the tables of the finished runs, that one pending,
+    no run directory written."""
+    work_dir = tmp_path / 'moved'
+    shutil.copytree(sweep['work_dir'], work_dir)
+    before = run_files(work_dir)
+    code, log = compare(work_dir, sweep['data_root'], sweep['plugin_dir'],
+                        '--upsamplers', 'bilinear', 'DySample-S+',
+                        'DySample', '--seeds', '0', '--report-only')
+    assert code == 0, log[-3000:]
+    assert ('report only: 2 of 3 runs finished, 1 pending, nothing '
+            'trained') in log
+    assert 'Iter(train)' not in log and 'Iter(test)' not in log
+    assert run_files(work_dir) == before
+    assert not (work_dir / 'DySample').exists()
+    results = json.loads((work_dir / 'results.json').read_text())
+    assert results['pending'] == [['DySample', 0]]
+    text = (work_dir / 'results.md').read_text()
+    assert 'Not run yet: DySample seed 0.' in text
+    rows = md_rows(text, '| upsampler | seeds')
+    assert_shown(rows['DySample-S+']['mIoU (mean ± std)'],
+                 record(work_dir, 'DySample-S+')['metrics']['mIoU'])
+    assert rows['DySample']['seeds'] == '0'
 
 
 @pytest.mark.slow

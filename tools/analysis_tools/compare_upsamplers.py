@@ -4,7 +4,7 @@
     python tools/analysis_tools/compare_upsamplers.py CONFIG \\
         --upsamplers bilinear DySample-S+ [--seeds 0 1 2] [--work-dir DIR] \\
         [--metric KEY] [--shape H W] [--cfg-options ...] \\
-        [--launcher none|pytorch|slurm]
+        [--launcher none|pytorch|slurm] [--report-only]
 
 The first upsampler is the baseline. Each run changes only the hosts'
 ``upsample_cfg`` and ``randomness.seed`` and trains / tests exactly as
@@ -13,6 +13,8 @@ Results: ``results.{json,csv,md,png}`` in the work dir (see
 :mod:`mmdysample.experiments.sweep` and ``docs/user_guides/
 compare_upsamplers.md``). Several GPUs or nodes: launch this script like
 ``tools/train.py`` (torchrun / srun) with ``--launcher pytorch|slurm``.
+``--report-only`` writes the result files from the runs finished so far
+and trains nothing.
 
 Exit status: 0 when every run finished, 1 when some failed (they are in
 the tables), 2 for an error before training or a main metric the
@@ -31,7 +33,8 @@ if importlib.util.find_spec('mmdysample') is None:  # run from a checkout
 warnings.filterwarnings('ignore', 'pkg_resources is deprecated',
                         UserWarning)
 import mmdysample  # noqa: E402,F401 (registers the upsamplers and hooks)
-from mmdysample.experiments import plan_sweep, run_sweep  # noqa: E402
+from mmdysample.experiments import (  # noqa: E402
+    plan_sweep, report_sweep, run_sweep)
 from mmdysample.experiments.progress import is_main_process  # noqa: E402
 from mmdysample.utils import (  # noqa: E402
     add_runner_args, parse_runner_args, release_distributed)
@@ -68,6 +71,11 @@ def parse_args(argv=None):
         metavar=('H', 'W'),
         help='input size of the +FLOPs count (default: 800 1344 for mmdet, '
         '512 512 for mmseg, as get_flops.py)')
+    parser.add_argument(
+        '--report-only',
+        action='store_true',
+        help='write the result files from the runs finished so far (the '
+        'others listed as pending) and train nothing')
     add_runner_args(parser)
     return parse_runner_args(parser, argv)
 
@@ -85,7 +93,8 @@ def main(argv=None):
             launcher=args.launcher,
             metric=args.metric,
             shape=args.shape)
-        outcome = run_sweep(plan)
+        outcome = (report_sweep(plan) if args.report_only else
+                   run_sweep(plan))
         finished = True
     except (TypeError, ValueError) as err:
         if is_main_process(args.launcher):
