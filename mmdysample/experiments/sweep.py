@@ -118,6 +118,41 @@ def check_writable(work_dir: str) -> None:
             f'--work-dir {work_dir!r} is not writable: {err}') from err
 
 
+def _data_roots(node, where: str = '') -> List[tuple]:
+    """``(key path, data_root)`` of every dataset dict under ``node``."""
+    found = []
+    if isinstance(node, dict):
+        root = node.get('data_root')
+        if isinstance(root, str) and root:
+            found.append((where, root))
+        for key, value in node.items():
+            found += _data_roots(value, f'{where}.{key}' if where else key)
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            found += _data_roots(value, f'{where}[{i}]')
+    return found
+
+
+def check_data(cfg: Config, config: str) -> None:
+    """Raise ValueError when a dataloader's ``data_root`` is missing.
+
+    Every run would fail on it after building its model; this says so once,
+    before any training.
+    """
+    missing = []
+    for part in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        for where, root in _data_roots(cfg.get(part), part):
+            if not osp.isdir(root):
+                missing.append(f'{where}.data_root={root!r}')
+    if missing:
+        raise ValueError(
+            f'{config}: no dataset at {", ".join(sorted(set(missing)))} '
+            f'(from {os.getcwd()}). Generate the built-in data first '
+            '(make data / make data-fine, or tools/misc/'
+            'generate_synthetic_data.py), or point the config there with '
+            '--cfg-options')
+
+
 def default_work_dir(config: str) -> str:
     stem = osp.splitext(osp.basename(config))[0]
     return osp.join('work_dirs', f'compare_upsamplers_{stem}')
@@ -130,15 +165,20 @@ def plan_sweep(config: str,
                cfg_options: Optional[Dict] = None,
                launcher: str = 'none',
                metric: Optional[str] = None,
-               shape: Optional[Sequence[int]] = None) -> SweepPlan:
+               shape: Optional[Sequence[int]] = None,
+               need_data: bool = True) -> SweepPlan:
     """Check the sweep's inputs and lay out its runs (no training).
+
+    ``need_data=False`` skips the check that the datasets exist (for
+    :func:`report_sweep`, which reads only the run records).
 
     Raises:
         ValueError: An unknown or repeated upsampler name, a bad seed or
             shape, a missing config, a config whose model has no
             ``upsample_cfg`` host, an unwritable work dir, finished runs
-            of another config in it, or a ``metric`` the finished runs do
-            not report.
+            of another config in it, a ``metric`` the finished runs do
+            not report, or (``need_data``) a dataloader's missing
+            ``data_root``.
     """
     seeds = check_seeds(seeds)
     if shape is not None and (len(shape) != 2 or any(
@@ -180,6 +220,8 @@ def plan_sweep(config: str,
     finished = [r.record for r in plan.runs if r.record]
     if metric is not None and finished:
         choose_main_metric(finished[0]['metrics'], metric)
+    if need_data and not all(r.record for r in plan.runs):
+        check_data(cfg, config)
     return plan
 
 

@@ -470,6 +470,22 @@ def test_unwritable_work_dir_is_refused(tool, tmp_path, capsys):
     assert 'is not writable' in err and str(blocker / 'work') in err
 
 
+def test_missing_dataset_is_refused_before_training(tool, tmp_path,
+                                                   capsys):
+    work_dir = tmp_path / 'work'
+    code = tool([
+        SEGFORMER, '--upsamplers', 'bilinear', '--work-dir',
+        str(work_dir), '--cfg-options',
+        f'train_dataloader.dataset.data_root={tmp_path / "nowhere"}'
+    ])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert ("no dataset at train_dataloader.dataset.data_root="
+            f"'{tmp_path / 'nowhere'}'") in err
+    assert 'make data' in err
+    assert not (work_dir / 'bilinear').exists()
+
+
 def test_config_without_host_is_refused(tool, tmp_path, capsys):
     config = tmp_path / 'plain.py'
     config.write_text(

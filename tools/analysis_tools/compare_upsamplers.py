@@ -92,7 +92,8 @@ def main(argv=None):
             cfg_options=args.cfg_options,
             launcher=args.launcher,
             metric=args.metric,
-            shape=args.shape)
+            shape=args.shape,
+            need_data=not args.report_only)
         outcome = (report_sweep(plan) if args.report_only else
                    run_sweep(plan))
         finished = True
