@@ -8,6 +8,9 @@
 PYTHON      ?= python3
 VENV        ?= .venv
 TORCH_SPEC  ?= torch==2.13.0
+# numpy of the stack: an older torch needs numpy 1.x (e.g. NUMPY_SPEC="numpy<2"
+# with TORCH_SPEC=torch==2.1.2); the default takes what pip resolves.
+NUMPY_SPEC  ?= numpy
 MMCV_SPEC   ?= mmcv==2.1.0
 MAX_JOBS    ?= 2
 # pytest-xdist workers of `make test` (0: none, in one process). Files stay
@@ -53,7 +56,7 @@ $(STAMP): setup.py pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	@# torch first and pinned: an open range would pull a multi-GB CUDA build.
-	$(PIP) install -q "$(TORCH_SPEC)" "setuptools>=77,<81" wheel numpy ninja
+	$(PIP) install -q "$(TORCH_SPEC)" "$(NUMPY_SPEC)" "setuptools>=77,<81" wheel ninja
 	@# mmcv ships no wheels for this torch: build it (about 20 min on 2 cores
 	@# the first time; pip caches the wheel, later installs take seconds).
 	@$(PY) -c "import mmcv.ops" 2>/dev/null || { \

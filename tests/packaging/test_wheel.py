@@ -2,10 +2,12 @@
 """The wheel as a new user gets it: built, installed into a fresh virtual
 environment and used from a directory outside the checkout.
 
-The fresh environment gets the same torch, mmengine and mmdet as this one
-(torch and mmcv from pip's cache: mmcv is the wheel `make install` built),
-our wheel, and openmim without its dataset-download dependency (README.md,
-"mim"). Then, from a temporary directory: a config with an
+The fresh environment is first one a user of mmdet / mmseg already has:
+the same torch, numpy, mmengine, mmdet and mmseg as this one (torch and
+mmcv from pip's cache: mmcv is the wheel `make install` built) and openmim
+without its dataset-download dependency (README.md, "mim"). Installing our
+wheel into it must change none of their versions (``pip list`` before and
+after). Then, from a temporary directory: a config with an
 ``mmdysample::`` base loads and builds; ``mim train mmdysample`` runs a few
 iterations of a synthetic config from the wheel's ``.mim/configs``; ``mim
 test`` evaluates its checkpoint; ``mim run`` runs a tool from the wheel.
@@ -86,23 +88,49 @@ def wheel(tmp_path_factory):
     return path
 
 
+#: What an existing mmdet / mmseg environment pins, as this one has them.
+STACK = ('torch', 'numpy', 'mmengine', 'mmdet', 'mmsegmentation',
+         'setuptools')
+
+
+def installed(python):
+    """``{name: version}`` of an environment (``pip list``)."""
+    out = run([python, '-m', 'pip', 'list', '--format=json'], ROOT)
+    return {p['name'].lower(): p['version'] for p in json.loads(out)}
+
+
 @pytest.fixture(scope='module')
-def venv(wheel, tmp_path_factory):
-    """A fresh environment with the wheel and mim; its ``bin`` directory."""
+def existing_env(wheel, tmp_path_factory):
+    """An environment with a user's stack, then our wheel installed into
+    it: its directory and ``pip list`` before and after the wheel."""
     env_dir = tmp_path_factory.mktemp('venv')
     run([sys.executable, '-m', 'venv', env_dir], env_dir)
-    pip = [
-        env_dir / 'bin' / 'python', '-m', 'pip', 'install', '-q',
-        '--no-compile'
-    ]
-    pins = [
-        f'{name}=={metadata.version(name)}'
-        for name in ('torch', 'mmengine', 'mmdet', 'numpy', 'setuptools')
-    ]
-    run(pip + pins + [cached_wheel('mmcv'), f'{wheel}[mmdet]'] + MIM_DEPS,
-        env_dir)
+    python = env_dir / 'bin' / 'python'
+    pip = [python, '-m', 'pip', 'install', '-q', '--no-compile']
+    pins = [f'{name}=={metadata.version(name)}' for name in STACK]
+    run(pip + pins + [cached_wheel('mmcv')] + MIM_DEPS, env_dir)
     run(pip + ['--no-deps', 'openmim==0.3.9'], env_dir)
-    return env_dir / 'bin'
+    before = installed(python)
+    run(pip + [f'{wheel}[mmdet,mmseg]'], env_dir)
+    return env_dir, before, installed(python)
+
+
+@pytest.fixture(scope='module')
+def venv(existing_env):
+    """The environment with the wheel and mim; its ``bin`` directory."""
+    return existing_env[0] / 'bin'
+
+
+def test_installing_the_wheel_keeps_the_existing_stack(existing_env):
+    _, before, after = existing_env
+    for name in STACK + ('mmcv', 'openmim'):
+        assert name in before, f'{name} missing from the existing env'
+    changed = {
+        name: (version, after.get(name))
+        for name, version in before.items() if after.get(name) != version
+    }
+    assert not changed, f'installing mmdysample changed {changed}'
+    assert 'mmdysample' in after and 'mmdysample' not in before
 
 
 @pytest.fixture(scope='module')
