@@ -78,15 +78,21 @@ def local_cosine_similarity(x: Tensor, window: int = 3,
 
     Shapes: ``(N, C, H, W) -> (N, window**2 - 1, H, W)``.
     """
-    n, c, h, w = x.shape
-    k = window
-    windows = F.unfold(
-        x, k, dilation=dilation, padding=(k // 2) * dilation)
-    windows = windows.view(n, c, k * k, h, w)
-    centre = k * k // 2
-    sim = F.cosine_similarity(
-        windows[:, :, centre:centre + 1], windows, dim=1)
-    return torch.cat([sim[:, :centre], sim[:, centre + 1:]], dim=1)
+    h, w = x.shape[-2:]
+    r = (window // 2) * dilation
+    # Normalise once (as F.cosine_similarity does, norms clamped at 1e-8),
+    # then one shifted product per neighbour: no k * k window copy.
+    unit = x / x.pow(2).sum(1, keepdim=True).sqrt().clamp_min(1e-8)
+    padded = F.pad(unit, (r, r, r, r))
+    sims = []
+    for a in range(window):
+        for b in range(window):
+            if a == b == window // 2:
+                continue
+            neighbour = padded[..., a * dilation:a * dilation + h,
+                               b * dilation:b * dilation + w]
+            sims.append((unit * neighbour).sum(1))
+    return torch.stack(sims, dim=1)
 
 
 class FreqFusionResampler(nn.Module):

@@ -239,8 +239,12 @@ class LDAAQU(nn.Module):
         q = q.reshape(n, heads, 1, dim // heads, out_h,
                       out_w) * self.head_scale
         attn = (q * keys).sum(dim=3, keepdim=True).softmax(dim=2)
-        out = (attn * values).sum(dim=2)  # (N, heads, C/heads, sH, sW)
-        return out.reshape(n, c, out_h, out_w)
+        # The weighted sum of the values one point at a time: a fused
+        # multiply-add per point instead of a K-times-the-output product.
+        out = values[:, :, 0] * attn[:, :, 0]
+        for j in range(1, kk):
+            out = out.addcmul_(values[:, :, j], attn[:, :, j])
+        return out.reshape(n, c, out_h, out_w)  # from (N, heads, C/h, ...)
 
     def extra_repr(self) -> str:
         return (f'in_channels={self.in_channels}, scale_factor='
