@@ -10,9 +10,9 @@ points). The values are the raw input, so the output is a convex
 combination of bilinearly interpolated input features, as in CARAFE, but
 with content-dependent sampling points, as in DySample.
 
-Paper: Du et al. "LDA-AQU: Adaptive Query-guided Upsampling via Local
-Deformable Attention", ACM MM 2024. Code:
-https://github.com/duzw9311/LDA-AQU
+Paper: Du, Hu, Zhao, Jin, Ma. "LDA-AQU: Adaptive Query-guided Upsampling
+via Local Deformable Attention", ACM MM 2024.
+https://arxiv.org/abs/2411.19585
 """
 import torch
 import torch.nn as nn
