@@ -14,6 +14,7 @@ smallest non-zero |+Params|) and logarithmic beyond; the caption says so.
 import math
 import os
 import os.path as osp
+import textwrap
 from typing import Dict, Sequence
 
 _OTHER_COLOURS = ('tab:blue', 'tab:green', 'tab:orange', 'tab:purple',
@@ -134,7 +135,9 @@ def plot_results(summaries: Sequence[Dict], main_metric: str,
     ax.set_ylabel(f'{main_metric} (mean over seeds, bars: ±1 std)')
     caption = title or f'{main_metric} against +Params'
     if missing:
-        caption += f"\nnot drawn (no finished run): {', '.join(missing)}"
+        # Wrapped: a long sweep lists many names before its runs finish.
+        caption += '\n' + textwrap.fill(
+            f"not drawn (no finished run): {', '.join(missing)}", 110)
     if not shown:
         ax.text(
             0.5,
