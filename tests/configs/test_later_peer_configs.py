@@ -9,24 +9,24 @@ upsampler's parameters, runs a CPU forward, and is listed in its folder's
 README (with the authors' reported numbers, marked as theirs) and
 metafile.
 """
-import copy
-from functools import lru_cache
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 pytest.importorskip('mmdet')
 pytest.importorskip('mmseg')
-
-from mmengine import Config  # noqa: E402
 
 import mmdysample  # noqa: E402,F401 (registers everything)
 from mmdysample.models import build_upsampler  # noqa: E402
 from mmdysample.models.guide import needs_guide  # noqa: E402
 from mmdysample.utils.complexity import baseline_config  # noqa: E402
 from mmdysample.utils.model import build_model  # noqa: E402
+
+# The comparison rows' helpers: same folders, same hosts, same tables.
+from test_comparison_configs import (  # noqa: E402,I100
+    SIZE, build_part, count_params, is_detector, load, metafile_models,
+    readme_rows, upsample_cfg)
 
 ROOT = Path(__file__).parents[2]
 DET_FOLDERS = {
@@ -64,10 +64,6 @@ def tag_of(path):
     return next(tag for tag in TAGS if f'-{tag}_' in path.name)
 
 
-def is_detector(path):
-    return path.parent.name in DET_FOLDERS
-
-
 def stages(path):
     return FPN_STAGES if is_detector(path) else SEG_STAGES
 
@@ -86,28 +82,9 @@ def per_stage(path):
                      cfg else cfg['type']]
 
 
-@lru_cache(maxsize=None)
-def _load(path):
-    return Config.fromfile(path)
-
-
-def load(path):
-    return copy.deepcopy(_load(str(path)))
-
-
-def upsample_cfg(cfg):
-    model = cfg.model
-    return (model.neck if 'neck' in model else model.decode_head).get(
-        'upsample_cfg')
-
-
 def dysample_twin(path):
     return path.with_name(
         path.name.replace(f'-{tag_of(path)}_', '-dysample-lpg4_'))
-
-
-def count_params(module):
-    return sum(p.numel() for p in module.parameters())
 
 
 def ids(path):
@@ -180,25 +157,6 @@ def test_parameter_delta_is_stages_times_one_upsampler(path):
                for m in upsamplers)
 
 
-SIZE = 32  # of the finest input level
-
-
-def build_part(path):
-    from mmengine.registry import MODELS, DefaultScope
-    cfg = load(path)
-    if is_detector(path):
-        part, scope = cfg.model.neck, 'mmdet'
-    else:
-        part, scope = cfg.model.decode_head, 'mmseg'
-        part.norm_cfg = dict(type='BN', requires_grad=True)
-    inputs = [
-        torch.rand(1, c, SIZE // 2**i, SIZE // 2**i)
-        for i, c in enumerate(part.in_channels)
-    ]
-    with DefaultScope.overwrite_default_scope(scope):
-        return MODELS.build(part), inputs
-
-
 #: the FPN is the same in the three detectors: one of them, and SegFormer
 FORWARD = [
     p for p in CONFIGS if p.parent.name in ('faster_rcnn', 'segformer')
@@ -227,18 +185,6 @@ def test_config_runs_a_cpu_forward(path):
     assert [out.shape[-1] for out in outs] == (
         [SIZE // 2**i for i in range(5)] if is_detector(path) else [SIZE])
     assert all(torch.isfinite(out).all() for out in outs)
-
-
-def readme_rows(folder):
-    text = (ROOT / 'configs' / folder / 'README.md').read_text()
-    return [[cell.strip() for cell in line.strip('|').split('|')]
-            for line in text.splitlines() if line.startswith('| ')]
-
-
-def metafile_models(folder):
-    meta = yaml.safe_load(
-        (ROOT / 'configs' / folder / 'metafile.yml').read_text())
-    return {model['Name']: model for model in meta['Models']}
 
 
 #: what the authors report for R50 1x (their READMEs), by config
