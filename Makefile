@@ -13,6 +13,8 @@ TORCH_SPEC  ?= torch==2.13.0
 NUMPY_SPEC  ?= numpy
 MMCV_SPEC   ?= mmcv==2.1.0
 MAX_JOBS    ?= 2
+# Where the mmcv wheels built here are kept, one folder per torch / python.
+MMCV_WHEELS ?= $(HOME)/.cache/mmdysample-wheels
 # pytest-xdist workers of `make test` (0: none, in one process). Files stay
 # whole on one worker (--dist loadfile), so module fixtures are made once.
 TEST_JOBS   ?= 2
@@ -33,6 +35,10 @@ GPU_CHECK_ARGS   ?=
 GPU_TORCH_SPEC   ?= $(if $(filter file,$(origin TORCH_SPEC)),torch,$(TORCH_SPEC))
 PIP_ARGS         ?=
 WHEEL_DIR        ?= .whl
+
+# The folder name of the torch in $(VENV): torch-2.13.0+cpu-py311.
+export MMCV_TAG := import sys, torch; \
+    print(f"torch-{torch.__version__}-py{sys.version_info[0]}{sys.version_info[1]}")
 
 BIN   := $(VENV)/bin
 PY    := $(BIN)/python
@@ -57,11 +63,18 @@ $(STAMP): setup.py pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip
 	@# torch first and pinned: an open range would pull a multi-GB CUDA build.
 	$(PIP) install -q "$(TORCH_SPEC)" "$(NUMPY_SPEC)" "setuptools>=77,<81" wheel ninja
-	@# mmcv ships no wheels for this torch: build it (about 20 min on 2 cores
-	@# the first time; pip caches the wheel, later installs take seconds).
+	@# mmcv ships no wheels for this torch: build it once per torch (about 20
+	@# min on 2 cores) into $(MMCV_WHEELS)/torch-<version>-py<XY>, then install
+	@# from there (seconds). Not pip's cache: it keys a built wheel by the
+	@# sdist alone and would hand a wheel built for another torch to this one.
 	@$(PY) -c "import mmcv.ops" 2>/dev/null || { \
-	  echo "Building $(MMCV_SPEC) from source (first time: about 20 minutes)..."; \
-	  MAX_JOBS=$(MAX_JOBS) $(PIP) install --no-build-isolation "$(MMCV_SPEC)"; }
+	  dir="$(MMCV_WHEELS)/$$($(PY) -c "$$MMCV_TAG")"; \
+	  $(PIP) install -q --no-deps --no-index --find-links "$$dir" \
+	      "$(MMCV_SPEC)" 2>/dev/null || { \
+	    echo "Building $(MMCV_SPEC) into $$dir (first time: about 20 minutes)..."; \
+	    MAX_JOBS=$(MAX_JOBS) $(PIP) wheel --no-deps --no-build-isolation \
+	        --no-cache-dir -w "$$dir" "$(MMCV_SPEC)"; } && \
+	  $(PIP) install -q --find-links "$$dir" "$(MMCV_SPEC)"; }
 	@# Editable: pip runs setup.py's build_py, which links configs/ and
 	@# tools/ into mmdysample/.mim (what mmdysample:: bases and mim read).
 	$(PIP) install -q --no-build-isolation -e ".[tests]"

@@ -7,7 +7,8 @@ width:
 * ``dynamo=False``: the TorchScript-based exporter (``torch.jit`` tracing,
   ``dynamic_axes``);
 * ``dynamo=True``: the ``torch.export``-based exporter (``dynamic_shapes``
-  with :class:`torch.export.Dim`).
+  with :class:`torch.export.Dim`), from torch 2.5 (:mod:`.exporters`; an
+  older torch gets a ``RuntimeError`` saying so before any tracing).
 
 What a model export contains (:class:`TensorForward`):
 
@@ -55,6 +56,7 @@ import torch.nn as nn
 from mmengine.config import Config
 from torch import Tensor
 
+from .exporters import exporter_kwargs
 from .graph_io import (DYNAMIC_AXES, GUIDE_DYNAMIC_AXES, GUIDE_NAME,
                        INPUT_NAME, Shape, as_tuple, check_example_shape,
                        dynamic_shapes, input_names, output_names,
@@ -174,7 +176,9 @@ def export_module(module: nn.Module,
         RuntimeError: If the exported graph fixed a batch, height or width
             dimension of an input (``torch.export`` specialises silently
             when the model's code needs a concrete size); nothing is left
-            at ``path`` then.
+            at ``path`` then. Also, before any tracing, if ``dynamo`` is
+            True on a torch older than
+            :data:`~mmdysample.deployment.exporters.DYNAMO_MIN_TORCH`.
     """
     if isinstance(opset, bool) or not isinstance(opset, int) \
             or opset < MIN_OPSET:
@@ -185,6 +189,7 @@ def export_module(module: nn.Module,
         raise ValueError('size_divisor must be a positive int, got '
                          f'{size_divisor!r}')
     shape = check_example_shape(example_shape, size_divisor)
+    exporter = exporter_kwargs(dynamo)
     if dynamo:
         # torch.export specialises dimensions of size 0 and 1, so a batch of
         # 1 would be frozen: trace with 2 (the batch is dynamic anyway).
@@ -212,10 +217,10 @@ def export_module(module: nn.Module,
         module,
         examples,
         path,
-        dynamo=dynamo,
         opset_version=opset,
         input_names=inputs,
         output_names=names,
+        **exporter,
         **dynamic)
 
     for name in inputs:

@@ -126,6 +126,7 @@ class TestCli:
     @pytest.mark.slow
     @pytest.mark.skipif(
         not osp.exists(SEGFORMER), reason=f'{SEGFORMER} does not exist')
+    @pytest.mark.dynamo_export
     def test_segmentor_config_dynamo(self, tmp_path):
         import onnx
         out = str(tmp_path / 'seg.onnx')
@@ -211,6 +212,7 @@ class TestExportModel:
         compare_with_torch(module, path, [(1, 3, 64, 64), (1, 3, 96, 64)])
 
     @pytest.mark.slow
+    @pytest.mark.dynamo_export
     def test_detector_dynamo(self, tmp_path):
         """The SegFormer counterpart is the CLI test above."""
         torch.manual_seed(0)

@@ -26,7 +26,9 @@ if importlib.util.find_spec('mmdysample') is None:  # run from a checkout
 # mmdet::/mmseg:: bases with; nothing a user can act on.
 warnings.filterwarnings('ignore', 'pkg_resources is deprecated',
                         UserWarning)
-from torch.onnx import OnnxExporterError  # noqa: E402
+# Not torch.onnx.OnnxExporterError: on torch 2.1 that name is the
+# dynamo exporter's own class, not the base of the TorchScript exporter's.
+from torch.onnx.errors import OnnxExporterError  # noqa: E402
 
 import mmdysample  # noqa: E402,F401 (registers the upsamplers)
 from mmdysample.deployment import onnx as deploy  # noqa: E402
@@ -93,6 +95,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    try:
+        deploy.exporter_kwargs(args.dynamo)
+    except RuntimeError as err:  # --dynamo on a torch without the exporter
+        print(f'error: {err}', file=sys.stderr)
+        return 1
     if args.layer is not None:
         module = build_upsampler(args.layer, args.channels,
                                  args.scale_factor).eval()

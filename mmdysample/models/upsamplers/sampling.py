@@ -127,6 +127,14 @@ def sampling_grid(offset: Tensor, scale_factor: int,
     return grid.reshape(n * g, s * h, s * w, 2)
 
 
+# torch.compiler.is_compiling came with torch 2.3; torch._dynamo's is older.
+_is_compiling = getattr(getattr(torch, 'compiler', None), 'is_compiling',
+                        None)
+if _is_compiling is None:  # torch < 2.3
+    import torch._dynamo
+    _is_compiling = torch._dynamo.is_compiling
+
+
 def is_eager() -> bool:
     """False under tracing, scripting, ONNX export and ``torch.compile``.
 
@@ -135,8 +143,7 @@ def is_eager() -> bool:
     """
     if torch.jit.is_tracing() or torch.jit.is_scripting():
         return False
-    return not (torch.onnx.is_in_onnx_export()
-                or torch.compiler.is_compiling())
+    return not (torch.onnx.is_in_onnx_export() or _is_compiling())
 
 
 def use_fast_cpu(x: Tensor) -> bool:

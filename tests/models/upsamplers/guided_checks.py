@@ -4,6 +4,8 @@
 the ONNX export of the kernels and CUDA against CPU."""
 import torch
 
+from mmdysample.deployment import exporter_kwargs
+
 
 def randomise(layer, seed=0, scale=0.5):
     """Random weights instead of the init: nothing may rely on it."""
@@ -92,7 +94,7 @@ def check_kernels_export(layer, path):
         output_names=['kernels'],
         dynamic_axes=dict(x=axes, guide=axes, kernels=axes),
         opset_version=17,
-        dynamo=False)
+        **exporter_kwargs(dynamo=False))
     session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
     x, guide = maps(layer, n=2, h=5, w=9, seed=3, dtype=torch.float32)
     with torch.no_grad():

@@ -10,6 +10,7 @@ from guided_checks import check_cuda_matches_cpu
 from mmengine.registry import MODELS
 from torch.func import functional_call
 
+from mmdysample.deployment import exporter_kwargs
 from mmdysample.models import build_upsampler, list_upsamplers, needs_guide
 from mmdysample.models.upsamplers import A2U, a2u
 from mmdysample.models.upsamplers.a2u import (adaptive_avg_pool2d,
@@ -372,10 +373,11 @@ def test_a2u_kernels_export_to_onnx_with_dynamic_sizes(tmp_path):
     module = Kernels(make(4, 8, 4, dtype=torch.float32))
     path = str(tmp_path / 'a2u_kernels.onnx')
     guide = pair(n=1, h=6, w=8, dtype=torch.float32)[1]
-    torch.onnx.export(module, (guide, ), path, dynamo=False, opset_version=17,
+    torch.onnx.export(module, (guide, ), path, opset_version=17,
                       input_names=['guide'], output_names=['kernels'],
                       dynamic_axes={'guide': {0: 'n', 2: 'h', 3: 'w'},
-                                    'kernels': {0: 'n', 2: 'h', 3: 'w'}})
+                                    'kernels': {0: 'n', 2: 'h', 3: 'w'}},
+                      **exporter_kwargs(dynamo=False))
     session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
     # Other batch, odd sizes, and a guide smaller than the 6 x 6 pool.
     for n, h, w in [(2, 5, 7), (3, 2, 1)]:

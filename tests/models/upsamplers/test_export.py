@@ -138,6 +138,7 @@ class TestOnnx:
         other = torch.randn(2, 4, 5, 11)
         assert verify_onnx(path, {'input': other}, other) > 0.1  # ... frozen
 
+    @pytest.mark.dynamo_export
     def test_dynamo_specialisation_is_an_error(self, tmp_path):
         """torch.export silently fixes a size the code branches on."""
 

@@ -11,6 +11,7 @@ from guided_checks import check_cuda_matches_cpu
 from mmengine.registry import MODELS
 from torch.func import functional_call
 
+from mmdysample.deployment import exporter_kwargs
 from mmdysample.models import build_upsampler, list_upsamplers, needs_guide
 from mmdysample.models.upsamplers import IndexNet
 
@@ -262,9 +263,9 @@ def test_indexnet_exports_to_onnx_with_dynamic_sizes(tmp_path):
     path = str(tmp_path / 'indexnet.onnx')
     axes = {name: {0: 'n', 2: f'{name}_h', 3: f'{name}_w'}
             for name in ('x', 'guide', 'out')}
-    torch.onnx.export(layer, (x, guide), path, dynamo=False,
-                      opset_version=17, input_names=['x', 'guide'],
-                      output_names=['out'], dynamic_axes=axes)
+    torch.onnx.export(layer, (x, guide), path, opset_version=17,
+                      input_names=['x', 'guide'], output_names=['out'],
+                      dynamic_axes=axes, **exporter_kwargs(dynamo=False))
     x, guide = pair(n=2, h=5, w=7, dtype=torch.float32, seed=3)
     session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
     (out, ) = session.run(None, dict(x=x.numpy(), guide=guide.numpy()))
