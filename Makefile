@@ -15,6 +15,8 @@ MMCV_SPEC   ?= mmcv==2.1.0
 MAX_JOBS    ?= 2
 # Where the mmcv wheels built here are kept, one folder per torch / python.
 MMCV_WHEELS ?= $(HOME)/.cache/mmdysample-wheels
+# The wheel test (tests/packaging) installs this torch's mmcv from there.
+export MMCV_WHEELS
 # pytest-xdist workers of `make test` (0: none, in one process). Files stay
 # whole on one worker (--dist loadfile), so module fixtures are made once.
 TEST_JOBS   ?= 2
@@ -77,7 +79,10 @@ $(STAMP): setup.py pyproject.toml Makefile
 	  $(PIP) install -q --find-links "$$dir" "$(MMCV_SPEC)"; }
 	@# Editable: pip runs setup.py's build_py, which links configs/ and
 	@# tools/ into mmdysample/.mim (what mmdysample:: bases and mim read).
-	$(PIP) install -q --no-build-isolation -e ".[tests]"
+	@# torch and numpy are named again so that no dependency (opencv,
+	@# onnx, triton) moves them: pip picks versions that fit them instead.
+	$(PIP) install -q --no-build-isolation -e ".[tests]" "$(TORCH_SPEC)" \
+	    "$(NUMPY_SPEC)"
 	@# panopticapi (needed by mmdet's PQ metric) is on PyPI as panopticapi-lite,
 	@# which declares numpy<2 and scikit-image but works with numpy 2 and
 	@# without scikit-image. Installed last and --no-deps, so no install

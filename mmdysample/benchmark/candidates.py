@@ -186,8 +186,8 @@ def dysample_sampler(device: torch.device) -> str:
                 else 'grid_sample (the CPU kernel could not be built)')
     if fast_triton.available():
         return 'triton'
-    return ('grid_sample (MMDYSAMPLE_FAST_CUDA=0)' if not fast_triton.enabled()
-            else 'grid_sample (triton is not installed)')
+    reason = fast_triton.unavailable_reason() or 'triton failed to import'
+    return f'grid_sample ({reason})'
 
 
 @contextmanager

@@ -13,6 +13,11 @@ One of them needs care: a ``HistoryBuffer`` pickles its statistics methods
 as ``getattr(buffer, 'mean')``. Allowing ``getattr`` itself would let a
 checkpoint fetch any attribute of any allowed type (``ndarray.tofile``, for
 one); we register a ``getattr`` that only returns those statistics methods.
+
+On torch < 2.6 (:data:`WEIGHTS_ONLY_DEFAULT_TORCH`) ``torch.load`` unpickles
+in full by default, and mmengine's loaders with it: there is no guard to
+extend, a checkpoint file can run code as with mmdet itself, and only
+trusted checkpoints should be loaded (:func:`weights_only_by_default`).
 """
 import functools
 import pickle
@@ -20,6 +25,15 @@ from typing import List
 
 import numpy as np
 import torch
+
+#: The first torch whose ``torch.load`` defaults to ``weights_only=True``.
+WEIGHTS_ONLY_DEFAULT_TORCH = '2.6'
+
+
+def weights_only_by_default() -> bool:
+    """Whether this torch's ``torch.load`` (and so mmengine's checkpoint
+    loading) refuses pickled code by default."""
+    return torch.__version__ >= WEIGHTS_ONLY_DEFAULT_TORCH
 
 
 def _numpy_types() -> List:

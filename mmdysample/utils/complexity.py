@@ -96,7 +96,9 @@ class _TensorMode(nn.Module):
     def forward(self, inputs: torch.Tensor):
         if self.scope == 'mmdet':
             from mmdet.structures import DetDataSample
-            h, w = inputs.shape[-2:]
+            # Plain ints: under torch 2.1's tracer the sizes are tensors,
+            # which the samples' metainfo cannot deep-copy.
+            h, w = (int(v) for v in inputs.shape[-2:])
             meta = dict(
                 img_shape=(h, w),
                 ori_shape=(h, w),
@@ -109,7 +111,9 @@ class _TensorMode(nn.Module):
         if head is not None and 'batch_data_samples' in inspect.signature(
                 head.forward).parameters:
             from mmseg.structures import SegDataSample
-            h, w = inputs.shape[-2:]
+            # Plain ints: under torch 2.1's tracer the sizes are tensors,
+            # which the samples' metainfo cannot deep-copy.
+            h, w = (int(v) for v in inputs.shape[-2:])
             meta = dict(
                 img_shape=(h, w),
                 ori_shape=(h, w),

@@ -36,14 +36,22 @@ def test_sampler_names_follow_the_switches(monkeypatch):
     monkeypatch.setenv('MMDYSAMPLE_FAST_CPU', '0')
     assert bench.dysample_sampler(CPU) == 'grid_sample (MMDYSAMPLE_FAST_CPU=0)'
     monkeypatch.setattr(fast_triton, '_import_triton', lambda: True)
+    monkeypatch.setattr(fast_triton, '_installed_triton', lambda: '3.4.0')
     assert bench.dysample_sampler(CUDA) == 'triton'
     monkeypatch.setenv('MMDYSAMPLE_FAST_CUDA', '0')
     assert bench.dysample_sampler(CUDA) == (
         'grid_sample (MMDYSAMPLE_FAST_CUDA=0)')
     monkeypatch.delenv('MMDYSAMPLE_FAST_CUDA')
-    monkeypatch.setattr(fast_triton, '_import_triton', lambda: False)
+    monkeypatch.setattr(fast_triton, '_installed_triton', lambda: '2.1.0')
+    assert bench.dysample_sampler(CUDA) == (
+        'grid_sample (needs triton >= 3.4, found 2.1.0)')
+    monkeypatch.setattr(fast_triton, '_installed_triton', lambda: None)
     assert bench.dysample_sampler(CUDA) == (
         'grid_sample (triton is not installed)')
+    monkeypatch.setattr(fast_triton, '_installed_triton', lambda: '3.4.0')
+    monkeypatch.setattr(fast_triton, '_import_triton', lambda: False)
+    assert bench.dysample_sampler(CUDA) == (
+        'grid_sample (triton failed to import)')
 
 
 def test_fused_kernels_off_switches_and_restores(monkeypatch):

@@ -3,8 +3,8 @@
 environment and used from a directory outside the checkout.
 
 The fresh environment is first one a user of mmdet / mmseg already has:
-the same torch, numpy, mmengine, mmdet and mmseg as this one (torch and
-mmcv from pip's cache: mmcv is the wheel `make install` built) and openmim
+the same torch, numpy, mmengine, mmdet and mmseg as this one (torch from
+pip's cache, mmcv the wheel `make install` built for this torch) and openmim
 without its dataset-download dependency (README.md, "mim"). Installing our
 wheel into it must change none of their versions (``pip list`` before and
 after). Then, from a temporary directory: a config with an
@@ -61,16 +61,31 @@ def checkout_state():
     return run(['git', 'status', '--porcelain', '--ignored'], ROOT)
 
 
+def mmcv_wheel_dir():
+    """Where ``make install`` keeps the mmcv wheels built for this torch
+    and python (its ``MMCV_WHEELS`` / ``MMCV_TAG``)."""
+    import torch
+    root = os.environ.get(
+        'MMCV_WHEELS', osp.expanduser('~/.cache/mmdysample-wheels'))
+    tag = f'torch-{torch.__version__}-py{sys.version_info[0]}' \
+        f'{sys.version_info[1]}'
+    return osp.join(root, tag)
+
+
 def cached_wheel(name):
-    """The wheel of the installed ``name`` in pip's cache."""
+    """The wheel of the installed ``name``: the one ``make install`` built
+    (mmcv), else the one in pip's cache."""
     version = metadata.version(name)
+    built = glob.glob(osp.join(mmcv_wheel_dir(), f'{name}-{version}-*.whl'))
+    if built:
+        return built[0]
     out = run([
         sys.executable, '-m', 'pip', 'cache', 'list', f'{name}-{version}-*',
         '--format=abspath'
     ], ROOT)
     wheels = [line for line in out.splitlines() if line.endswith('.whl')]
-    assert wheels, (f'no {name} {version} wheel in pip cache; `make install` '
-                    'builds and caches it')
+    assert wheels, (f'no {name} {version} wheel in {mmcv_wheel_dir()} or '
+                    "pip's cache; `make install` builds it there")
     return wheels[0]
 
 

@@ -96,7 +96,9 @@ class TestCli:
 
     def test_torchscript_refusal_suggests_dynamo(self, tmp_path, capsys,
                                                  monkeypatch):
-        from torch.onnx import OnnxExporterError
+        # torch.onnx.errors: on torch 2.1 torch.onnx.OnnxExporterError is
+        # the dynamo exporter's class (another signature).
+        from torch.onnx.errors import OnnxExporterError
 
         def refuse(*args, **kwargs):
             raise OnnxExporterError('Unsupported: ONNX export of operator '

@@ -113,7 +113,8 @@ import mmdysample
 from mmdysample.models.upsamplers import fast_triton
 print('mmengine', mmengine.__version__, 'mmdysample', mmdysample.__version__,
       'from', mmdysample.__file__)
-print('fused Triton kernel available:', fast_triton.available())
+print('fused Triton kernel available:', fast_triton.available(),
+      fast_triton.unavailable_reason() or '')
 hosts = [m for m in ('mmcv', 'mmdet', 'mmseg') if importlib.util.find_spec(m)]
 print('hosts present (expected none):', hosts or 'none')
 '''

@@ -11,21 +11,26 @@ their bilinear taps once and loops over the group's channels. The backward
 pass scatters the input gradient with atomic adds and writes the offset
 gradient directly (each output pixel owns one offset element).
 
-Triton is optional: without it (or with ``MMDYSAMPLE_FAST_CUDA=0``)
-:func:`available` is False and CUDA tensors take the ``grid_sample``
-formulation. With ``TRITON_INTERPRET=1`` the same kernels run in Triton's
+Triton is optional: without it, with a Triton older than
+:data:`TRITON_MIN` (torch 2.1 brings Triton 2.1, whose language and
+interpreter differ), or with ``MMDYSAMPLE_FAST_CUDA=0``, :func:`available`
+is False (:func:`unavailable_reason` says why) and CUDA tensors take the
+``grid_sample`` formulation. With ``TRITON_INTERPRET=1`` the same kernels run in Triton's
 interpreter on CPU tensors, which is how the tests check them on machines
 without a GPU.
 """
 from __future__ import annotations
 import os
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 _ENV = 'MMDYSAMPLE_FAST_CUDA'
+#: The oldest Triton the kernel is tested with (its compiler and its CPU
+#: interpreter).
+TRITON_MIN = '3.4'
 #: Output pixels per program.
 BLOCK = 256
 
@@ -33,9 +38,47 @@ triton = tl = None  # imported on first use: Triton is optional
 _kernels: Dict[bool, object] = {}
 
 
+def _version_tuple(version: str) -> tuple:
+    parts = []
+    for part in version.split('+')[0].split('.')[:3]:
+        digits = ''.join(ch for ch in part if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def _installed_triton() -> Optional[str]:
+    """The installed Triton's version, or None when there is none."""
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+        return version('triton')
+    except PackageNotFoundError:
+        return None
+
+
+def supported_triton() -> bool:
+    """Whether a Triton >= :data:`TRITON_MIN` is installed."""
+    found = _installed_triton()
+    return found is not None and (_version_tuple(found) >=
+                                  _version_tuple(TRITON_MIN))
+
+
+def unavailable_reason() -> Optional[str]:
+    """Why the kernel cannot run here, or None when it can."""
+    if not enabled():
+        return f'{_ENV}=0'
+    found = _installed_triton()
+    if found is None:
+        return 'triton is not installed'
+    if _version_tuple(found) < _version_tuple(TRITON_MIN):
+        return f'needs triton >= {TRITON_MIN}, found {found}'
+    return None
+
+
 def _import_triton() -> bool:
     global triton, tl
     if triton is None:
+        if not supported_triton():
+            return False
         try:
             import triton as _triton
             import triton.language as _tl
@@ -56,8 +99,9 @@ def interpreting() -> bool:
 
 
 def available() -> bool:
-    """Whether the kernel is switched on and Triton can be imported."""
-    return enabled() and _import_triton()
+    """Whether the kernel is switched on and a Triton >= :data:`TRITON_MIN`
+    can be imported."""
+    return unavailable_reason() is None and _import_triton()
 
 
 def _sample_kernel(x_ptr, off_ptr, out_ptr, gout_ptr, gx_ptr, goff_ptr, C,
@@ -161,8 +205,9 @@ def _kernel():
     mode = interpreting()
     if mode not in _kernels:
         if not _import_triton():
-            raise RuntimeError('dysample_sample_triton needs triton, which '
-                               'is not installed')
+            raise RuntimeError(
+                f'dysample_sample_triton needs triton >= {TRITON_MIN} '
+                f'({unavailable_reason() or "triton failed to import"})')
         _kernels[mode] = triton.jit(_sample_kernel)
     return _kernels[mode]
 

@@ -117,8 +117,11 @@ class TestOnnx:
                 n, _, h, w = x.shape
                 xs = torch.arange(w, dtype=x.dtype) + 0.5
                 ys = torch.arange(h, dtype=x.dtype) + 0.5
+                # (2, H, W); not meshgrid, whose TorchScript symbolic
+                # fails on torch 2.1 with indexing='xy'.
                 coords = torch.stack(
-                    torch.meshgrid([xs, ys], indexing='xy'))  # (2, H, W)
+                    [xs.view(1, w).expand(h, w),
+                     ys.view(h, 1).expand(h, w)])
                 normaliser = torch.tensor([w, h], dtype=x.dtype).view(2, 1, 1)
                 grid = (2 * coords / normaliser - 1).permute(1, 2, 0)
                 return F.grid_sample(

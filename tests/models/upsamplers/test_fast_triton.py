@@ -19,7 +19,7 @@ from mmdysample import DYSAMPLE_PRESETS, DySample
 from mmdysample.models.upsamplers import fast_triton, sampling
 from mmdysample.models.upsamplers.sampling import dysample_sample_reference
 
-triton = pytest.importorskip('triton')
+triton = pytest.importorskip('triton', minversion=fast_triton.TRITON_MIN)
 PRESETS = list(DYSAMPLE_PRESETS)
 
 
