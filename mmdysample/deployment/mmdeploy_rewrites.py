@@ -1,0 +1,156 @@
+# Copyright (c) mmdysample contributors. All rights reserved.
+"""mmdeploy on ONNX Runtime: ``grid_sample`` as ONNX's own ``GridSample``,
+and the RPN's proposals as mmdet makes them.
+
+mmdeploy 1.x replaces every ``aten::grid_sampler`` of an exported model by
+its custom op ``mmdeploy::grid_sampler``, which runs only with the ops
+library of its wheel loaded into the session (and, on TensorRT, with its
+float32-only plugin). Since opset 16 ONNX has ``GridSample`` in its default
+domain, and ONNX Runtime runs it; DySample (and every sampling-based
+upsampler here) needs nothing else. This module registers, for the
+``onnxruntime`` backend, the symbolic that PyTorch's own exporter uses at
+opset 16. mmdeploy takes a backend's own rewriter before its default one,
+so on other backends its rewrite stays as it is.
+
+The second rewrite is of mmdet's ``RPNHead.predict_by_feat``. mmdeploy's
+own runs one NMS over the proposals of all levels with a 0.05 score
+threshold; mmdet runs it per level (``batched_nms`` with the level as the
+class) with no threshold, so the proposals, and the boxes refined from
+them, differ (measured on the built-in data: 198 of 247 detections above
+0.3 within 1 px, docs/user_guides/deployment.md). Here each level's scores
+go into a column of their own, so one multi-class NMS is a per-level NMS,
+and boxes below ``min_bbox_size`` get score 0, which ONNX's
+``NonMaxSuppression`` drops at threshold 0, as mmdet drops them.
+
+Import it from a deploy config (mmengine imports ``custom_imports`` when
+mmdeploy loads the file), as ``configs/_deploy_/`` does::
+
+    custom_imports = dict(
+        imports=['mmdysample.deployment.mmdeploy_rewrites'],
+        allow_failed_imports=False)
+
+Needs mmdeploy (1.3.1 tested, on torch 2.1).
+"""
+import torch
+from torch.onnx import symbolic_opset16
+
+try:
+    from mmdeploy.codebase.mmdet.deploy import (gather_topk,
+                                                get_post_processing_params,
+                                                pad_with_value_if_necessary)
+    from mmdeploy.core import FUNCTION_REWRITER, SYMBOLIC_REWRITER
+    from mmdeploy.mmcv.ops import multiclass_nms
+    from mmdeploy.utils import get_ir_config, is_dynamic_shape
+except ImportError as err:
+    raise ImportError(
+        f'{__name__} is a plugin of mmdeploy, which is not installed '
+        f'({err}); pip install mmdeploy==1.3.1') from err
+
+#: The opset in which GridSample entered ONNX's default domain.
+GRID_SAMPLE_OPSET = 16
+
+
+@SYMBOLIC_REWRITER.register_symbolic(
+    'grid_sampler', is_pytorch=True, backend='onnxruntime')
+def grid_sampler__onnxruntime(g, input, grid, interpolation_mode,
+                              padding_mode, align_corners):
+    """``aten::grid_sampler`` as the standard ONNX ``GridSample``."""
+    ctx = SYMBOLIC_REWRITER.get_context()
+    opset = get_ir_config(ctx.cfg).get('opset_version', 11)
+    if opset < GRID_SAMPLE_OPSET:
+        raise ValueError(
+            'onnx_config.opset_version must be >= '
+            f'{GRID_SAMPLE_OPSET} to export grid_sample as ONNX GridSample '
+            f'(mmdysample.deployment.mmdeploy_rewrites), got {opset}')
+    return symbolic_opset16.grid_sampler(g, input, grid, interpolation_mode,
+                                         padding_mode, align_corners)
+
+
+@FUNCTION_REWRITER.register_rewriter(
+    'mmdet.models.dense_heads.rpn_head.RPNHead.predict_by_feat',
+    backend='onnxruntime')
+def rpn_head__predict_by_feat__per_level_nms(self,
+                                             cls_scores,
+                                             bbox_preds,
+                                             score_factors=None,
+                                             batch_img_metas=None,
+                                             cfg=None,
+                                             rescale=False,
+                                             with_nms=True,
+                                             **kwargs):
+    """Proposals as mmdet's ``RPNHead`` makes them: the top ``nms_pre`` of
+    each level, boxes of ``min_bbox_size`` or less dropped, NMS per level,
+    the best ``max_per_img`` kept. Returns ``(dets (B, K, 5), levels (B,
+    K))`` as mmdeploy's rewrite returns ``(dets, labels)``."""
+    ctx = FUNCTION_REWRITER.get_context()
+    cfg = self.test_cfg if cfg is None else cfg
+    num_levels = len(cls_scores)
+    batch_size = cls_scores[0].shape[0]
+    mlvl_anchors = self.anchor_generator.grid_anchors(
+        [score.shape[-2:] for score in cls_scores],
+        device=cls_scores[0].device)
+    static = not is_dynamic_shape(ctx.cfg)
+    pre_topk = cfg.get('nms_pre', -1)
+    dim = self.bbox_coder.encode_size
+    mlvl_preds, mlvl_scores, mlvl_priors = [], [], []
+    for level, (cls_score, bbox_pred, anchors) in enumerate(
+            zip(cls_scores, bbox_preds, mlvl_anchors)):
+        cls_score = cls_score.detach().permute(0, 2, 3, 1)
+        if self.use_sigmoid_cls:
+            scores = cls_score.reshape(batch_size, -1, 1).sigmoid()
+        else:  # foreground is class 0 of two
+            scores = cls_score.reshape(batch_size, -1, 2).softmax(-1)[...,
+                                                                     :1]
+        bbox_pred = bbox_pred.detach().permute(0, 2, 3,
+                                               1).reshape(batch_size, -1, dim)
+        anchors = (anchors.data if static else anchors).unsqueeze(0)
+        # Padded entries score 0: the NMS below never keeps them.
+        scores = pad_with_value_if_necessary(scores, 1, pre_topk, 0.)
+        bbox_pred = pad_with_value_if_necessary(bbox_pred, 1, pre_topk)
+        anchors = pad_with_value_if_necessary(anchors, 1, pre_topk)
+        if pre_topk > 0:
+            _, topk_inds = scores.squeeze(2).topk(pre_topk)
+            bbox_pred, scores = gather_topk(
+                bbox_pred,
+                scores,
+                inds=topk_inds,
+                batch_size=batch_size,
+                is_batched=True)
+            anchors = gather_topk(
+                anchors,
+                inds=topk_inds,
+                batch_size=batch_size,
+                is_batched=False)
+        # This level's column of (B, n, num_levels); the others are 0.
+        column = scores.new_zeros(1, 1, num_levels)
+        column[..., level] = 1
+        mlvl_scores.append(scores * column)
+        mlvl_preds.append(bbox_pred)
+        mlvl_priors.append(anchors)
+
+    bboxes = self.bbox_coder.decode(
+        torch.cat(mlvl_priors, dim=1),
+        torch.cat(mlvl_preds, dim=1),
+        max_shape=batch_img_metas[0]['img_shape'])
+    scores = torch.cat(mlvl_scores, dim=1)
+    min_size = cfg.get('min_bbox_size', -1)
+    if min_size >= 0:
+        w = bboxes[..., 2] - bboxes[..., 0]
+        h = bboxes[..., 3] - bboxes[..., 1]
+        valid = (w > min_size) & (h > min_size)
+        scores = scores * valid.unsqueeze(-1).to(scores.dtype)
+    if not with_nms:
+        return bboxes, scores.sum(-1, keepdim=True)
+
+    post_params = get_post_processing_params(ctx.cfg)
+    keep = cfg.get('max_per_img', post_params.keep_top_k)
+    return multiclass_nms(
+        bboxes,
+        scores,
+        max_output_boxes_per_class=keep,
+        nms_type=cfg.nms.get('type'),
+        iou_threshold=cfg.nms.get('iou_threshold',
+                                  post_params.iou_threshold),
+        score_threshold=0.0,
+        pre_top_k=-1,
+        keep_top_k=keep)
