@@ -22,6 +22,13 @@ go into a column of their own, so one multi-class NMS is a per-level NMS,
 and boxes below ``min_bbox_size`` get score 0, which ONNX's
 ``NonMaxSuppression`` drops at threshold 0, as mmdet drops them.
 
+The third is of mmdet's ``BBoxHead.predict_by_feat`` (the R-CNN stage).
+mmdeploy's keeps, for each RoI, only the box regressed for its best class
+and uses it for every class; mmdet keeps each class's own box, so a
+detection of a RoI's second class differs in box or is suppressed
+differently. Here every (RoI, class) box enters the multi-class NMS with
+its score in its class's column.
+
 Import it from a deploy config (mmengine imports ``custom_imports`` when
 mmdeploy loads the file), as ``configs/_deploy_/`` does::
 
@@ -32,6 +39,7 @@ mmdeploy loads the file), as ``configs/_deploy_/`` does::
 Needs mmdeploy (1.3.1 tested, on torch 2.1).
 """
 import torch
+import torch.nn.functional as F
 from torch.onnx import symbolic_opset16
 
 try:
@@ -154,3 +162,55 @@ def rpn_head__predict_by_feat__per_level_nms(self,
         score_threshold=0.0,
         pre_top_k=-1,
         keep_top_k=keep)
+
+
+@FUNCTION_REWRITER.register_rewriter(
+    'mmdet.models.roi_heads.bbox_heads.bbox_head.BBoxHead.predict_by_feat',
+    backend='onnxruntime')
+def bbox_head__predict_by_feat__per_class_boxes(self,
+                                                rois,
+                                                cls_scores,
+                                                bbox_preds,
+                                                batch_img_metas,
+                                                rcnn_test_cfg=None,
+                                                rescale=False):
+    """Detections as mmdet's ``BBoxHead`` makes them: each class with the
+    box regressed for it. Returns ``(dets (B, K, 5), labels (B, K))``."""
+    from mmdet.structures.bbox import get_box_tensor
+    ctx = FUNCTION_REWRITER.get_context()
+    if rois.ndim != 3:
+        raise ValueError('rois must be batched (B, N, 5) in an mmdeploy '
+                         f'export, got shape {tuple(rois.shape)}')
+    img_shape = batch_img_metas[0]['img_shape']
+    if self.custom_cls_channels:
+        scores = self.loss_cls.get_activation(cls_scores)
+    else:
+        scores = F.softmax(cls_scores, dim=-1)
+    batch_size = scores.shape[0]
+    num_classes = self.num_classes
+    scores = scores[..., :num_classes]  # no background
+    if bbox_preds is not None:
+        bboxes = get_box_tensor(
+            self.bbox_coder.decode(
+                rois[..., 1:], bbox_preds, max_shape=img_shape))
+    else:
+        bboxes = rois[..., 1:].clone()
+    dim = self.bbox_coder.encode_size
+    if not self.reg_class_agnostic:
+        # (B, N, C * dim) -> one box per (RoI, class), scored in its column.
+        bboxes = bboxes.reshape(batch_size, -1, dim)
+        eye = torch.eye(num_classes, dtype=scores.dtype, device=scores.device)
+        scores = (scores.unsqueeze(-1) * eye).reshape(batch_size, -1,
+                                                      num_classes)
+    post_params = get_post_processing_params(ctx.cfg)
+    return multiclass_nms(
+        bboxes,
+        scores,
+        post_params.max_output_boxes_per_class,
+        nms_type=rcnn_test_cfg.nms.get('type'),
+        iou_threshold=rcnn_test_cfg.nms.get('iou_threshold',
+                                            post_params.iou_threshold),
+        score_threshold=rcnn_test_cfg.get('score_thr',
+                                          post_params.score_threshold),
+        pre_top_k=post_params.pre_top_k,
+        keep_top_k=rcnn_test_cfg.get('max_per_img', post_params.keep_top_k))
