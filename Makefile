@@ -69,13 +69,21 @@ $(STAMP): setup.py pyproject.toml Makefile
 	@# min on 2 cores) into $(MMCV_WHEELS)/torch-<version>-py<XY>, then install
 	@# from there (seconds). Not pip's cache: it keys a built wheel by the
 	@# sdist alone and would hand a wheel built for another torch to this one.
+	@# torch >= 2.14 needs C++20, which mmcv 2.1.0's setup.py does not ask
+	@# for: tools/misc/build_mmcv_wheel.py builds its sdist with the flag
+	@# raised.
 	@$(PY) -c "import mmcv.ops" 2>/dev/null || { \
 	  dir="$(MMCV_WHEELS)/$$($(PY) -c "$$MMCV_TAG")"; \
 	  $(PIP) install -q --no-deps --no-index --find-links "$$dir" \
 	      "$(MMCV_SPEC)" 2>/dev/null || { \
 	    echo "Building $(MMCV_SPEC) into $$dir (first time: about 20 minutes)..."; \
-	    MAX_JOBS=$(MAX_JOBS) $(PIP) wheel --no-deps --no-build-isolation \
-	        --no-cache-dir -w "$$dir" "$(MMCV_SPEC)"; } && \
+	    if $(PY) tools/misc/build_mmcv_wheel.py --needs-cxx20; then \
+	      MAX_JOBS=$(MAX_JOBS) $(PY) tools/misc/build_mmcv_wheel.py \
+	          --spec "$(MMCV_SPEC)" --out "$$dir"; \
+	    else \
+	      MAX_JOBS=$(MAX_JOBS) $(PIP) wheel --no-deps --no-build-isolation \
+	          --no-cache-dir -w "$$dir" "$(MMCV_SPEC)"; \
+	    fi; } && \
 	  $(PIP) install -q --find-links "$$dir" "$(MMCV_SPEC)"; }
 	@# Editable: pip runs setup.py's build_py, which links configs/ and
 	@# tools/ into mmdysample/.mim (what mmdysample:: bases and mim read).
