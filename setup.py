@@ -118,7 +118,8 @@ if __name__ == '__main__':
             'Topic :: Scientific/Engineering :: Artificial Intelligence',
         ],
         install_requires=[
-            'torch>=2.0',
+            # Tested: 2.1.2, 2.13.0 and 2.15.0 (docs/get_started.md).
+            'torch>=2.1',
             'mmengine>=0.10.0,<1.0.0',
             'mmcv>=2.0.0,<2.2.0',
             'numpy',
