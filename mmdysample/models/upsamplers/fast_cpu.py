@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import os.path as osp
+import shutil
 import warnings
 from typing import Optional
 
@@ -76,6 +77,11 @@ def _load():
     try:
         from torch.utils.cpp_extension import load
         folder = _cached_build()
+        compiler = os.environ.get('CXX', 'c++')
+        if folder is not None and shutil.which(compiler) is None:
+            # torch would run the build and fail with its command line
+            raise FileNotFoundError(
+                f'no C++ compiler: {compiler!r} not found (CXX)')
         if folder is not None:
             print_log(
                 'mmdysample: compiling the fused CPU kernel of DySample '

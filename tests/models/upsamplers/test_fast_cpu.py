@@ -147,6 +147,48 @@ def test_falls_back_when_the_build_fails(monkeypatch):
         dysample_sample(x, off, 2, 4), dysample_sample_reference(x, off, 2, 4))
 
 
+NO_COMPILER_SCRIPT = """
+import warnings
+import torch
+from mmdysample import DySample
+from mmdysample.models.upsamplers import fast_cpu
+from mmdysample.models.upsamplers.sampling import dysample_sample_reference
+warnings.simplefilter('always')
+layer = DySample(8, 2, groups=4).eval()
+x = torch.randn(1, 8, 5, 6)
+with torch.no_grad():
+    y = layer(x)
+    ref = dysample_sample_reference(x, layer.sampling_offsets(x), 2, 4)
+torch.testing.assert_close(y, ref)
+print('available', fast_cpu.available())
+"""
+
+
+def test_a_machine_without_a_compiler_gets_grid_sample(tmp_path):
+    """A real build with no C++ compiler (``CXX`` names a missing one, an
+    empty extensions folder): the layer runs on ``grid_sample``, after one
+    warning line that says why."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ)
+    env.pop(fast_cpu._ENV, None)
+    env.update(CXX=str(tmp_path / 'no-such-c++'),
+               TORCH_EXTENSIONS_DIR=str(tmp_path / 'extensions'))
+    proc = subprocess.run([sys.executable, '-c', NO_COMPILER_SCRIPT],
+                          env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines()[-1] == 'available False'
+    warned = [
+        line for line in proc.stderr.splitlines()
+        if 'UserWarning: mmdysample: the fused CPU kernel' in line
+    ]
+    assert len(warned) == 1, proc.stderr[-3000:]
+    assert f"'{env['CXX']}' not found" in warned[0]
+    assert warned[0].endswith('using grid_sample instead')
+
+
 def test_tracing_takes_the_reference_path(monkeypatch):
     for name in ('dysample_sample_cpu', 'fused_sample_cpu'):
         monkeypatch.setattr(
