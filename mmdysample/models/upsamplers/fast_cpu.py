@@ -75,14 +75,15 @@ def _load():
     if _module is not None or _failure is not None:
         return _module
     try:
-        from torch.utils.cpp_extension import load
+        from torch.utils.cpp_extension import get_cxx_compiler, load
         folder = _cached_build()
-        compiler = os.environ.get('CXX', 'c++')
-        if folder is not None and shutil.which(compiler) is None:
-            # torch would run the build and fail with its command line
-            raise FileNotFoundError(
-                f'no C++ compiler: {compiler!r} not found (CXX)')
         if folder is not None:
+            # without it torch would run the build and fail with the
+            # whole compiler command line as its message
+            compiler = get_cxx_compiler()
+            if shutil.which(compiler) is None:
+                raise FileNotFoundError(
+                    f'no C++ compiler: {compiler!r} not found (CXX)')
             print_log(
                 'mmdysample: compiling the fused CPU kernel of DySample '
                 '(once; about a minute on 2 cores), cached in '

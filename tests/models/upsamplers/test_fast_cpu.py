@@ -1,6 +1,9 @@
 # Copyright (c) mmdysample contributors. All rights reserved.
 """The fused CPU kernel against the grid_sample formulation."""
 import itertools
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -168,9 +171,6 @@ def test_a_machine_without_a_compiler_gets_grid_sample(tmp_path):
     """A real build with no C++ compiler (``CXX`` names a missing one, an
     empty extensions folder): the layer runs on ``grid_sample``, after one
     warning line that says why."""
-    import os
-    import subprocess
-    import sys
     env = dict(os.environ)
     env.pop(fast_cpu._ENV, None)
     env.update(CXX=str(tmp_path / 'no-such-c++'),
@@ -227,7 +227,6 @@ def test_a_build_is_announced_in_one_line(monkeypatch):
 
 def test_cached_build_is_a_build_newer_than_the_source(
         monkeypatch, tmp_path):
-    import os
     monkeypatch.setenv('TORCH_EXTENSIONS_DIR', str(tmp_path))
     folder = fast_cpu._cached_build()
     assert folder.startswith(str(tmp_path))
@@ -242,7 +241,6 @@ def test_cached_build_is_a_build_newer_than_the_source(
 def test_headers_count_for_a_rebuild(monkeypatch, tmp_path):
     """torch rebuilds when a source or a flag changes, not a header: the
     headers' digest is a flag, and a newer header means a new build."""
-    import os
     import shutil
     csrc = tmp_path / 'csrc'
     shutil.copytree(fast_cpu._CSRC, csrc)
