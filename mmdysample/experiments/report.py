@@ -40,11 +40,31 @@ def run_rows(records: Sequence[Dict], summaries: Sequence[Dict]) -> List:
     return rows
 
 
+#: What COCO's evaluator reports for an area range with no ground truth
+#: (``coco/bbox_mAP_l`` on data without large objects).
+NO_GROUND_TRUTH = -1.0
+
+
 def metric_keys(summaries: Sequence[Dict]) -> List[str]:
     keys = []
     for summary in summaries:
         keys += [k for k in summary['metrics'] if k not in keys]
     return keys
+
+
+def unmeasured_keys(summaries: Sequence[Dict]) -> List[str]:
+    """The metrics that read :data:`NO_GROUND_TRUTH` in every finished run:
+    nothing was measured, so the markdown table leaves them out (the json
+    and csv keep them)."""
+    unmeasured = []
+    for key in metric_keys(summaries):
+        values = [
+            v for s in summaries
+            for v in s['metrics'].get(key, {}).get('values', [])
+        ]
+        if values and all(v == NO_GROUND_TRUTH for v in values):
+            unmeasured.append(key)
+    return unmeasured
 
 
 def write_results_json(path: str, info: Dict, rows: Sequence[Dict],
@@ -153,11 +173,15 @@ def markdown(info: Dict, summaries: Sequence[Dict],
             f"| {fmt_flops(s['delta_flops'])} "
             f"| {fmt_number(s['latency_ms'])} "
             f"| {fmt_number(s['train_time_s'])} |")
-    keys = metric_keys(summaries)
+    unmeasured = unmeasured_keys(summaries)
+    keys = [k for k in metric_keys(summaries) if k not in unmeasured]
     lines += [
         '', '## Every metric', '',
         'Mean ± std over seeds; in brackets the difference to the '
-        'baseline, with `*` where it exceeds two standard errors.', '',
+        'baseline, with `*` where it exceeds two standard errors.' +
+        (' Left out: ' + ', '.join(f'`{k}`' for k in unmeasured) +
+         f' ({NO_GROUND_TRUTH:g} in every run: the evaluator found no '
+         'ground truth to measure it on).' if unmeasured else ''), '',
         '| upsampler | ' + ' | '.join(keys) + ' |', '| --- ' *
         (len(keys) + 1) + '|'
     ]

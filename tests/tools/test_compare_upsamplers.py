@@ -379,6 +379,43 @@ def test_summarize_hand_made_records():
     assert rows['bilinear']['Δ vs bilinear (± SE)'] == 'baseline'
 
 
+def test_a_metric_with_no_ground_truth_leaves_the_every_metric_table():
+    records = []
+    maps = dict(nearest=[0.60, 0.62], DySample=[0.63, 0.65])
+    for name, values in maps.items():
+        for seed, value in enumerate(values):
+            records.append(
+                dict(
+                    _record(name, seed, None),
+                    metrics={
+                        'coco/bbox_mAP': value,
+                        'coco/bbox_mAP_s': value - 0.1,
+                        'coco/bbox_mAP_l': -1.0
+                    }))
+    summaries = summarize(records, ['nearest', 'DySample'], {})
+    info = dict(
+        config='c.py',
+        seeds=[0, 1],
+        baseline='nearest',
+        main_metric='coco/bbox_mAP',
+        created='now')
+    text = markdown(info, summaries, records)
+    rows = md_rows(text, '| upsampler | coco/bbox_mAP |')
+    assert set(rows['DySample']) == {
+        'upsampler', 'coco/bbox_mAP', 'coco/bbox_mAP_s'
+    }
+    assert_shown(rows['DySample']['coco/bbox_mAP_s'], 0.54)
+    assert 'Left out: `coco/bbox_mAP_l` (-1 in every run' in text
+
+    # one run that did measure it keeps the column
+    records[0]['metrics']['coco/bbox_mAP_l'] = 0.7
+    summaries = summarize(records, ['nearest', 'DySample'], {})
+    text = markdown(info, summaries, records)
+    rows = md_rows(text, '| upsampler | coco/bbox_mAP |')
+    assert 'coco/bbox_mAP_l' in rows['nearest']
+    assert 'Left out' not in text
+
+
 # --- fast: config walking ---------------------------------------------------
 
 
