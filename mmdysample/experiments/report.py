@@ -45,6 +45,10 @@ def run_rows(records: Sequence[Dict], summaries: Sequence[Dict]) -> List:
 NO_GROUND_TRUTH = -1.0
 
 
+#: Below this a difference of two means is floating-point noise.
+ROUNDING_NOISE = 1e-9
+
+
 def metric_keys(summaries: Sequence[Dict]) -> List[str]:
     keys = []
     for summary in summaries:
@@ -111,8 +115,11 @@ def fmt_stats(stats: Dict) -> str:
 def fmt_diff(diff: Dict, with_se: bool = True) -> str:
     if diff is None or diff.get('diff') is None:
         return 'n/a'
-    d = _decimals(diff['diff'])
-    text = f"{diff['diff']:+.{d}f}"
+    value = diff['diff']
+    if abs(value) < ROUNDING_NOISE:  # equal means, apart from the sums
+        value = 0.0
+    d = _decimals(value)
+    text = f"{value:+.{d}f}"
     if with_se and diff.get('se') is not None:
         text += f" ± {diff['se']:.{d}f}"
     return text

@@ -34,7 +34,7 @@ from mmdysample.experiments import (config_for_run, difference,
                                     find_upsample_hosts, mean_std_se,
                                     plan_sweep, summarize)
 from mmdysample.experiments import runs as runs_module
-from mmdysample.experiments.report import markdown
+from mmdysample.experiments.report import fmt_diff, markdown
 from mmdysample.models import build_upsampler
 from mmdysample.utils.complexity import baseline_config
 from mmdysample.utils.model import build_model
@@ -414,6 +414,17 @@ def test_a_metric_with_no_ground_truth_leaves_the_every_metric_table():
     rows = md_rows(text, '| upsampler | coco/bbox_mAP |')
     assert 'coco/bbox_mAP_l' in rows['nearest']
     assert 'Left out' not in text
+
+
+def test_equal_means_read_as_no_difference():
+    # DySample-S+ against bilinear on the default scenes (mAcc): equal
+    # means, -1.4e-14 apart in floating point, not a difference to print
+    stats = mean_std_se([92.52, 92.46, 92.36])
+    base = mean_std_se([92.37, 92.6, 92.37])
+    diff = difference(stats, base)
+    assert diff['diff'] != 0.0
+    assert fmt_diff(diff, with_se=False) == '+0.00'
+    assert fmt_diff(dict(diff=-0.00012, se=None)) == '-0.000120'
 
 
 # --- fast: config walking ---------------------------------------------------
