@@ -20,6 +20,11 @@ from .records import write_json
 RESULTS_JSON = 'results.json'
 RESULTS_CSV = 'results.csv'
 RESULTS_MD = 'results.md'
+#: What COCO's evaluator reports for an area range with no ground truth
+#: (``coco/bbox_mAP_l`` on data without large objects).
+NO_GROUND_TRUTH = -1.0
+#: Below this a difference of two means is floating-point noise.
+ROUNDING_NOISE = 1e-9
 
 
 def run_rows(records: Sequence[Dict], summaries: Sequence[Dict]) -> List:
@@ -40,15 +45,6 @@ def run_rows(records: Sequence[Dict], summaries: Sequence[Dict]) -> List:
     return rows
 
 
-#: What COCO's evaluator reports for an area range with no ground truth
-#: (``coco/bbox_mAP_l`` on data without large objects).
-NO_GROUND_TRUTH = -1.0
-
-
-#: Below this a difference of two means is floating-point noise.
-ROUNDING_NOISE = 1e-9
-
-
 def metric_keys(summaries: Sequence[Dict]) -> List[str]:
     keys = []
     for summary in summaries:
@@ -56,19 +52,15 @@ def metric_keys(summaries: Sequence[Dict]) -> List[str]:
     return keys
 
 
-def unmeasured_keys(summaries: Sequence[Dict]) -> List[str]:
-    """The metrics that read :data:`NO_GROUND_TRUTH` in every finished run:
-    nothing was measured, so the markdown table leaves them out (the json
-    and csv keep them)."""
-    unmeasured = []
-    for key in metric_keys(summaries):
-        values = [
-            v for s in summaries
-            for v in s['metrics'].get(key, {}).get('values', [])
-        ]
-        if values and all(v == NO_GROUND_TRUTH for v in values):
-            unmeasured.append(key)
-    return unmeasured
+def unmeasured(summaries: Sequence[Dict], key: str) -> bool:
+    """Whether ``key`` reads :data:`NO_GROUND_TRUTH` in every finished run:
+    nothing was measured, so the markdown table leaves it out (the json
+    and csv keep it)."""
+    values = [
+        v for s in summaries
+        for v in s['metrics'].get(key, {}).get('values', [])
+    ]
+    return bool(values) and all(v == NO_GROUND_TRUTH for v in values)
 
 
 def write_results_json(path: str, info: Dict, rows: Sequence[Dict],
@@ -180,15 +172,16 @@ def markdown(info: Dict, summaries: Sequence[Dict],
             f"| {fmt_flops(s['delta_flops'])} "
             f"| {fmt_number(s['latency_ms'])} "
             f"| {fmt_number(s['train_time_s'])} |")
-    unmeasured = unmeasured_keys(summaries)
-    keys = [k for k in metric_keys(summaries) if k not in unmeasured]
+    keys, left_out = [], []
+    for key in metric_keys(summaries):
+        (left_out if unmeasured(summaries, key) else keys).append(key)
     lines += [
         '', '## Every metric', '',
         'Mean ± std over seeds; in brackets the difference to the '
         'baseline, with `*` where it exceeds two standard errors.' +
-        (' Left out: ' + ', '.join(f'`{k}`' for k in unmeasured) +
+        (' Left out: ' + ', '.join(f'`{k}`' for k in left_out) +
          f' ({NO_GROUND_TRUTH:g} in every run: the evaluator found no '
-         'ground truth to measure it on).' if unmeasured else ''), '',
+         'ground truth to measure it on).' if left_out else ''), '',
         '| upsampler | ' + ' | '.join(keys) + ' |', '| --- ' *
         (len(keys) + 1) + '|'
     ]
