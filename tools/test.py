@@ -2,7 +2,9 @@
 """Evaluate a checkpoint: COCO AP / PQ for mmdet configs, mIoU for mmseg.
 
 Multi-GPU and multi-node runs go through ``tools/dist_test.sh`` (torchrun) or
-``tools/slurm_test.sh`` with ``--launcher pytorch|slurm``.
+``tools/slurm_test.sh`` with ``--launcher pytorch|slurm``. ``--upsampler NAME``
+swaps the stock modules of an unmodified mmdet / mmseg config for their
+drop-in hosts, as ``tools/train.py`` does.
 
 A checkpoint that leaves a model weight missing, has a tensor of another
 shape or an upsampler weight the model has no place for stops the run
@@ -26,8 +28,8 @@ warnings.filterwarnings('ignore', 'pkg_resources is deprecated',
                         UserWarning)
 import mmdysample  # noqa: E402,F401 (registers the upsamplers and hooks)
 from mmdysample.utils import (  # noqa: E402
-    add_runner_args, build_runner, load_config, parse_runner_args,
-    release_distributed)
+    add_runner_args, add_upsampler_arg, build_runner, load_config,
+    parse_runner_args, release_distributed)
 from mmdysample.utils.checkpoint_fit import (  # noqa: E402
     ALLOW_PARTIAL_FLAG, CheckpointMismatchError)
 
@@ -54,6 +56,7 @@ def parse_args(argv=None):
         help='evaluate even when the checkpoint leaves model weights '
         'missing or shaped otherwise (mmengine\'s lenient loading; the '
         'mismatches are logged as warnings)')
+    add_upsampler_arg(parser)
     add_runner_args(parser)
     return parse_runner_args(parser, argv)
 
@@ -83,7 +86,7 @@ def build_test_runner(args):
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         raise ValueError(f'--out must be a .pkl file, got {args.out!r}')
     cfg = load_config(args.config, args.cfg_options, args.launcher,
-                      args.work_dir)
+                      args.work_dir, args.upsampler)
     cfg.load_from = args.checkpoint
     # Runner.test() loads load_from before the first batch, through
     # after_load_checkpoint: the checkpoint is checked there.
@@ -106,7 +109,12 @@ def main(argv=None):
     args = parse_args(argv)
     finished = False
     try:
-        build_test_runner(args).test()
+        try:
+            runner = build_test_runner(args)
+        except (TypeError, ValueError) as err:  # the config or arguments
+            print(f'error: {err}', file=sys.stderr)
+            return 2
+        runner.test()
         finished = True
     except CheckpointMismatchError as err:
         print(f'error: {err}', file=sys.stderr)

@@ -1,9 +1,13 @@
 # Copyright (c) mmdysample contributors. All rights reserved.
 """Train a detector (mmdet) or segmentor (mmseg) from a config.
 
-The config's ``default_scope`` decides the host. Multi-GPU and multi-node
-runs go through ``tools/dist_train.sh`` (torchrun) or ``tools/slurm_train.sh``
-with ``--launcher pytorch|slurm``.
+The config's ``default_scope`` decides the host. The config may be an
+unmodified mmdet / mmseg one, also named as ``mmdet::PATH`` / ``mmseg::PATH``:
+``--upsampler NAME`` swaps its stock modules for their drop-in hosts, each
+taking that upsampler (``load_from`` a stock checkpoint then fine-tunes with
+only the new upsamplers' weights missing). Multi-GPU and multi-node runs go
+through ``tools/dist_train.sh`` (torchrun) or ``tools/slurm_train.sh`` with
+``--launcher pytorch|slurm``.
 """
 import argparse
 import importlib.util
@@ -21,8 +25,8 @@ warnings.filterwarnings('ignore', 'pkg_resources is deprecated',
                         UserWarning)
 import mmdysample  # noqa: E402,F401 (registers the upsamplers and hooks)
 from mmdysample.utils import (  # noqa: E402
-    add_runner_args, build_runner, load_config, parse_runner_args,
-    release_distributed)
+    add_runner_args, add_upsampler_arg, build_runner, load_config,
+    parse_runner_args, release_distributed)
 
 
 def parse_args(argv=None):
@@ -45,14 +49,19 @@ def parse_args(argv=None):
         const='auto',
         help='resume from this checkpoint, or, without a path, from the '
         'latest checkpoint in the work directory')
+    add_upsampler_arg(parser)
     add_runner_args(parser)
     return parse_runner_args(parser, argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = load_config(args.config, args.cfg_options, args.launcher,
-                      args.work_dir)
+    try:
+        cfg = load_config(args.config, args.cfg_options, args.launcher,
+                          args.work_dir, args.upsampler)
+    except (TypeError, ValueError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
 
     if args.amp:
         if not torch.cuda.is_available():
@@ -85,7 +94,8 @@ def main(argv=None):
         finished = True
     finally:
         release_distributed(finished)
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -6,27 +6,30 @@ the :class:`~mmdysample.models.DySampleFPN` neck, the
 :class:`~mmdysample.models.DySampleSegformerHead` decode head, the pixel
 decoder inside a MaskFormer head, or a module of another package that
 follows the same convention. No table of host types: the key is the
-contract, so any of our configs (and a user's) is found by walking.
+contract, so any of our configs (and a user's) is found by walking. A stock
+module that has a drop-in host (mmdet's ``FPN``, mmseg's ``SegformerHead``,
+...) is swapped for it first (:func:`require_hosts`), so an unmodified mmdet
+/ mmseg config works too.
 """
 import copy
 import hashlib
-import inspect
 import json
 from typing import Any, List, Sequence, Tuple
 
 from mmengine.config import Config
 
+# STOCK: the pseudo name of every host's own upsampling, the default
+# ``upsample_cfg`` of the host's class (DySampleFPN: mmdet's nearest
+# ``dict(mode='nearest')``; DySampleSegformerHead: None, one bilinear
+# resize per level, the paper's SegFormer baseline; the pixel decoders:
+# None, mmdet's nearest).
+from ..utils.host_swap import (STOCK, default_upsample_cfg, no_host_error,
+                               swap_in_hosts)
+
 #: Names :func:`~mmdysample.models.build_upsampler` builds that
 #: :func:`~mmdysample.models.list_upsamplers` does not list (transposed
 #: convolutions upsample through ``stride``, not ``scale_factor``).
 UNLISTED_UPSAMPLERS = ('deconv', )
-
-#: The pseudo name of every host's own upsampling: the default
-#: ``upsample_cfg`` of the host's class (DySampleFPN: mmdet's nearest
-#: ``dict(mode='nearest')``; DySampleSegformerHead: None, one bilinear
-#: resize per level, the paper's SegFormer baseline; the pixel decoders:
-#: None, mmdet's nearest).
-STOCK = 'stock'
 
 #: Keys of a run's config that say where and how it runs, not what it
 #: computes; left out of :func:`config_digest`.
@@ -86,19 +89,22 @@ def _node(root: Any, path: Path) -> Any:
 
 
 def require_hosts(cfg: Config, config_path: str) -> List[Path]:
-    """:func:`find_upsample_hosts` of ``cfg.model``; none is an error.
+    """Swap every stock module with a drop-in host for it, then
+    :func:`find_upsample_hosts` of ``cfg.model``; none is an error.
+
+    An unmodified mmdet / mmseg config works: its ``FPN``,
+    ``SegformerHead``, ... become their hosts (with their default, stock
+    ``upsample_cfg``) by
+    :func:`~mmdysample.utils.host_swap.swap_in_hosts`.
 
     Raises:
-        ValueError: The model has no dict with an ``upsample_cfg`` key.
+        ValueError: No module of the model can take an upsampler (the
+            message says where the model upsamples and which hosts exist).
     """
+    swap_in_hosts(cfg, every=True, config=config_path)
     hosts = find_upsample_hosts(cfg.get('model', {}))
     if not hosts:
-        raise ValueError(
-            f'config {config_path!r}: no part of its model takes '
-            'upsample_cfg (no dict in cfg.model has that key), so there is '
-            'no upsampler to compare. Use a config with a DySampleFPN neck, '
-            'a DySampleSegformerHead or a DySamplePixelDecoder, and set '
-            'upsample_cfg in it (upsample_cfg=None for the stock one)')
+        raise no_host_error(cfg, config_path, 'no upsampler to compare')
     return hosts
 
 
@@ -193,11 +199,7 @@ def stock_upsample_cfg(host: dict, scope: Any = None) -> Any:
     if cls is None:
         raise ValueError(f'upsampler {STOCK!r}: the host type {host_type!r} '
                          f'is not registered (scope {scope!r})')
-    param = inspect.signature(cls).parameters.get('upsample_cfg')
-    if param is None or param.default is inspect.Parameter.empty:
-        raise ValueError(f'upsampler {STOCK!r}: {cls.__name__} has no '
-                         'default upsample_cfg to fall back to')
-    return copy.deepcopy(param.default)
+    return default_upsample_cfg(cls)
 
 
 def config_digest(cfg: Config) -> str:

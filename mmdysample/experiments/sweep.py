@@ -185,9 +185,7 @@ def plan_sweep(config: str,
             not isinstance(v, int) or v <= 0 for v in shape)):
         raise ValueError(f'--shape must be two positive integers H W, got '
                          f'{shape!r}')
-    if not osp.isfile(config):
-        raise ValueError(f'config {config!r} does not exist')
-    cfg = load_config(config, cfg_options, launcher)
+    cfg = load_config(config, cfg_options, launcher)  # also mmdet::PATH
     # Upsamplers that the config's custom_imports register are known too
     # (Config.fromfile imported those of the file; this also covers
     # custom_imports given through --cfg-options).

@@ -4,6 +4,7 @@ import argparse
 import logging
 import os
 import os.path as osp
+import tempfile
 from typing import Optional
 
 import torch
@@ -13,6 +14,8 @@ from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
+
+from .host_swap import swap_in_hosts
 
 
 def add_runner_args(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +36,18 @@ def add_runner_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
+def add_upsampler_arg(parser: argparse.ArgumentParser) -> None:
+    """``--upsampler NAME`` of tools/train.py and tools/test.py."""
+    parser.add_argument(
+        '--upsampler',
+        metavar='NAME',
+        help='swap the stock modules of the model for their drop-in hosts '
+        '(mmdet FPN, mmseg SegformerHead, ...) and give each this '
+        'registered upsampler (e.g. DySample, DySample-S+, bilinear; '
+        "'stock': the modules' own upsampling); works on an unmodified "
+        'mmdet / mmseg config, also one named mmdet::PATH or mmseg::PATH')
+
+
 def parse_runner_args(parser: argparse.ArgumentParser,
                       argv=None) -> argparse.Namespace:
     """Parse, and export ``LOCAL_RANK`` for launchers that pass it as an
@@ -42,25 +57,64 @@ def parse_runner_args(parser: argparse.ArgumentParser,
     return args
 
 
+def read_config(path: str) -> Config:
+    """``Config.fromfile``, also for ``mmdet::path`` / ``mmseg::path``.
+
+    mmengine resolves ``pkg::`` names only as a ``_base_``; such a name is
+    read through a one-line config that inherits it.
+
+    Raises:
+        ValueError: The file does not exist.
+    """
+    if '::' in path:
+        with tempfile.TemporaryDirectory() as tmp:
+            stem = osp.basename(path.split('::', 1)[1])
+            shim = osp.join(tmp, stem)
+            with open(shim, 'w') as f:
+                f.write(f'_base_ = {path!r}\n')
+            try:
+                return Config.fromfile(shim)
+            except (FileNotFoundError, ModuleNotFoundError) as err:
+                raise ValueError(f'config {path!r} cannot be read: '
+                                 f'{err}') from err
+    if not osp.isfile(path):
+        raise ValueError(f'config {path!r} does not exist')
+    return Config.fromfile(path)
+
+
 def load_config(path: str,
                 cfg_options: Optional[dict] = None,
                 launcher: str = 'none',
-                work_dir: Optional[str] = None) -> Config:
+                work_dir: Optional[str] = None,
+                upsampler: Optional[str] = None) -> Config:
     """Read a config and apply the command-line overrides.
 
-    ``work_dir`` is, in order of priority, the argument, the config's own
-    ``work_dir``, or ``./work_dirs/<config name>``. ``mmdysample`` is always
-    imported (it registers the upsamplers and the RNG-state hook), and the
+    ``path`` may name a file or an installed package's config
+    (``mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py``). ``work_dir``
+    is, in order of priority, the argument, the config's own ``work_dir``,
+    or ``./work_dirs/<config name>``. ``mmdysample`` is always imported (it
+    registers the upsamplers and the RNG-state hook), and the
     :class:`~mmdysample.engine.RNGStateHook` is added so resumed runs are
     exact. The checkpoint hook writes atomically
     (:class:`~mmdysample.engine.AtomicLocalBackend`) and
     :class:`~mmdysample.engine.SafeResumeHook` is added, so a killed run
     resumes from its newest complete checkpoint.
+
+    Stock modules are swapped for their drop-in hosts by
+    :func:`~mmdysample.utils.host_swap.swap_in_hosts`: with ``upsampler``
+    every one of them, each host then taking that upsampler; without, only
+    those whose ``upsample_cfg`` the stock class cannot take. One log line
+    says what was swapped.
+
+    Raises:
+        ValueError: The config does not exist, or ``upsampler`` is given
+            and no module of the model can take one.
     """
-    cfg = Config.fromfile(path)
+    cfg = read_config(path)
     cfg.launcher = launcher
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    swap_in_hosts(cfg, upsampler, config=path)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:

@@ -560,7 +560,8 @@ def test_config_without_host_is_refused(tool, tmp_path, capsys):
     ])
     err = capsys.readouterr().err
     assert code == 2
-    assert 'no part of its model takes upsample_cfg' in err
+    assert 'no module of the model' in err
+    assert 'can take an upsampler' in err and 'DySampleFPN' in err
     assert not work_dir.exists()
 
 

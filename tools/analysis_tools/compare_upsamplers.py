@@ -43,7 +43,11 @@ from mmdysample.utils import (  # noqa: E402
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Train and test a config with each upsampler and seed')
-    parser.add_argument('config', help='config file path')
+    parser.add_argument(
+        'config',
+        help='config file path, or mmdet::PATH / mmseg::PATH; an unmodified '
+        'mmdet / mmseg config works (its stock modules with a drop-in host '
+        'are swapped for it)')
     parser.add_argument(
         '--upsamplers',
         nargs='+',
