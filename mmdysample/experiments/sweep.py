@@ -5,7 +5,8 @@
 training (upsampler names, seeds, the config's upsampler hosts, the work
 dir, finished runs of another config) and lays out one run per upsampler
 and seed in ``<work_dir>/<upsampler>/seed_<seed>``; :func:`run_sweep` runs
-them in order and rewrites the result files after each one;
+the ones no other process has claimed and rewrites the result files after
+each one;
 :func:`report_sweep` writes them from the runs finished so far and trains
 nothing (a look at a long sweep from another shell, or tables made again
 from run records kept without their checkpoints).
@@ -24,6 +25,16 @@ Design:
   visualizer and default scope by it; see :mod:`.runs`). Subprocesses of
   ``tools/train.py`` / ``tools/test.py`` would isolate the runs further but
   would have to relaunch the launcher for each of them.
+- **Several processes** (one per GPU, a Slurm array, several hosts on a
+  shared filesystem) may run the same sweep on one work dir: before a run
+  starts, its process claims it (:mod:`.claims`); a run claimed by a live
+  process is skipped, one whose holder died is taken over. A process goes
+  over the runs again while it finds ones that are neither finished nor
+  held, so a process killed at any point blocks nothing. Under a launcher
+  only rank 0 claims and broadcasts what it found, so every rank takes the
+  same run. Whoever finishes a run rewrites the result files from the
+  records on disk (those of the other processes included), so the last
+  one to finish leaves them complete; each file is replaced atomically.
 - **Finished means** ``metrics.json`` in the run dir. It is never repeated;
   a finished run made with another config (its digest differs) stops the
   sweep before training, since mixing the two would be silent.
@@ -48,12 +59,17 @@ import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+import torch
 from mmengine.config import Config
+from mmengine.dist import broadcast_object_list, init_dist, is_distributed
 from mmengine.utils import import_modules_from_strings
 
+from ..engine.atomic_backend import temp_path_for
 from ..utils import load_config
+from ..utils.runner import _prepare_cpu_distributed
+from . import claims
 from . import records as rec
 from . import runs
 from .complexity import cached_complexity
@@ -65,6 +81,7 @@ from .report import (RESULTS_CSV, RESULTS_JSON, RESULTS_MD, metric_keys, now,
                      run_rows, write_results_csv, write_results_json,
                      write_results_md)
 from .results import choose_main_metric, numeric_metrics, summarize
+
 
 @dataclass
 class PlannedRun:
@@ -281,14 +298,42 @@ def complexity_of(plan: SweepPlan, name: str) -> Dict:
                              config_digest(cfg), plan.shape)
 
 
-def write_results(plan: SweepPlan, main_metric: Optional[str]) -> Dict:
-    """Write results.json / .csv / .md / .png for the runs so far."""
+def _disk_state(plan: SweepPlan) -> List[Tuple]:
+    """When each run's ``metrics.json`` and ``error.json`` last changed
+    (None: absent)."""
+
+    def changed(path):
+        try:
+            return os.stat(path).st_mtime_ns
+        except FileNotFoundError:
+            return None
+
+    return [(changed(osp.join(r.run_dir, rec.METRICS_FILE)),
+             changed(osp.join(r.run_dir, rec.ERROR_FILE))) for r in plan.runs]
+
+
+def _replace_atomically(write: Callable[[str], None], path: str) -> None:
+    """``write(tmp)`` to a unique file beside ``path``, then rename it
+    over ``path``: two processes writing at once leave one whole file."""
+    # The same extension: matplotlib picks the format by it.
+    tmp = temp_path_for(path) + osp.splitext(path)[1]
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _write_results_once(plan: SweepPlan, main_metric: Optional[str]) -> Dict:
     records = []
     for run in plan.runs:
-        if run.record:
-            records.append(run.record)
-        elif run.error:
-            records.append(run.error)
+        # From disk: other processes' runs finish there too.
+        record = rec.read_record(run.run_dir) or run.record
+        error = None if record else rec.read_error(run.run_dir)
+        if record or error:
+            records.append(record or error)
     touched = {r['upsampler'] for r in records} | {plan.upsamplers[0]}
     complexity = {
         name: complexity_of(plan, name)
@@ -297,6 +342,7 @@ def write_results(plan: SweepPlan, main_metric: Optional[str]) -> Dict:
     summaries = summarize(records, plan.upsamplers, complexity)
     rows = run_rows(records, summaries)
     ok = [r for r in records if r['status'] == 'ok']
+    made = {(r['upsampler'], r['seed']) for r in records}
     info = dict(
         config=plan.config,
         work_dir=plan.work_dir,
@@ -311,20 +357,39 @@ def write_results(plan: SweepPlan, main_metric: Optional[str]) -> Dict:
                     None),
         created=now(),
         pending=[[r.upsampler, r.seed] for r in plan.runs
-                 if not (r.record or r.error)])
+                 if (r.upsampler, r.seed) not in made])
     out = plan.work_dir
+    # Each writer replaces its file atomically (report.py: atomic_write).
     write_results_json(osp.join(out, RESULTS_JSON), info, rows, summaries)
     write_results_csv(
         osp.join(out, RESULTS_CSV), rows, metric_keys(summaries))
     write_results_md(osp.join(out, RESULTS_MD), info, summaries, rows)
-    plot_results(
-        summaries,
-        main_metric,
-        plan.upsamplers[0],
-        osp.join(out, 'results.png'),
-        title=f"{main_metric or 'main metric'} against +Params: "
-        f'{osp.basename(plan.config)}, seeds {plan.seeds}')
+    _replace_atomically(
+        lambda path: plot_results(
+            summaries,
+            main_metric,
+            plan.upsamplers[0],
+            path,
+            title=f"{main_metric or 'main metric'} against +Params: "
+            f'{osp.basename(plan.config)}, seeds {plan.seeds}'),
+        osp.join(out, 'results.png'))
     return dict(info=info, summaries=summaries, rows=rows)
+
+
+def write_results(plan: SweepPlan, main_metric: Optional[str]) -> Dict:
+    """Write results.json / .csv / .md / .png for the runs so far.
+
+    The records are read from the run directories, so the runs other
+    processes finished are in the tables. A record that appears while the
+    files are written (another process finished a run) makes them be
+    written again: whichever process writes last leaves them complete.
+    """
+    for _ in range(len(plan.runs) + 1):
+        before = _disk_state(plan)
+        written = _write_results_once(plan, main_metric)
+        if _disk_state(plan) == before:
+            break
+    return written
 
 
 def _main_metric(plan: SweepPlan) -> Optional[str]:
@@ -358,24 +423,139 @@ def report_sweep(plan: SweepPlan,
     return out
 
 
+def _join_process_group(launcher: str, cfg: Config) -> None:
+    """Set the launcher's process group up now, as the first Runner would
+    (which then keeps it), so that rank 0 can broadcast its claims."""
+    if launcher == 'none' or is_distributed():
+        return
+    cfg = copy.deepcopy(cfg)
+    cfg.launcher = launcher
+    if launcher == 'pytorch' and not torch.cuda.is_available():
+        _prepare_cpu_distributed(cfg)  # what build_runner does on CPU
+    else:
+        init_dist(launcher, **cfg.get('env_cfg', {}).get('dist_cfg', {}))
+
+
+def _from_rank0(obj):
+    """``obj`` of rank 0 on every rank (itself when not distributed)."""
+    if not is_distributed():
+        return obj
+    box = [obj]
+    broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _found(run: PlannedRun) -> Optional[Dict]:
+    """The run finished (``done``), or failed in another process since the
+    plan was made (``failed``); None otherwise."""
+    record = rec.read_record(run.run_dir)
+    if record:
+        return dict(action='done', record=record)
+    error = rec.read_error(run.run_dir)
+    if error and error != run.error:
+        return dict(action='failed', error=error)
+    return None
+
+
+def _decide(run: PlannedRun, timeout_s: float,
+            log: Callable[[str], None]) -> Tuple[Dict, Optional[Callable]]:
+    """What to do with ``run`` now (rank 0), and the claim's release when
+    this process is to train it.
+
+    Returns:
+        tuple: A dict whose ``action`` is ``'done'`` (with ``record``),
+        ``'failed'`` (``error``), ``'held'`` (``holder``: who holds it) or
+        ``'train'`` (``took_over``: None, or whose claim was taken over
+        and why); then the claim's ``release`` for ``'train'``, else None.
+    """
+    decision = _found(run)
+    if decision:
+        return decision, None
+    got = claims.try_claim(run.run_dir, timeout_s, log)
+    if got.claim is None:
+        view = got.holder
+        return dict(
+            action='held',
+            generation=view.generation,
+            holder=f'{claims.describe(view.info)}, heartbeat '
+            f'{format_duration(view.age_s)} ago'), None
+    decision = _found(run)  # finished by the holder just before we claimed
+    if decision:
+        got.claim.release()
+        return decision, None
+    dead = got.taken_over
+    took_over = dead and f'{claims.describe(dead.info)}: {dead.dead}'
+    return dict(action='train', took_over=took_over), got.claim.release
+
+
+def _train_one(plan: SweepPlan, index: int, head: str, main: bool,
+               say: Callable[[str], None]) -> bool:
+    """Train and test run ``index`` (from 1), recording it; whether it
+    finished."""
+    run = plan.runs[index - 1]
+    left = sum(1 for r in plan.runs[index - 1:] if r.record is None)
+    point = runs.resume_point(run.run_dir)
+    how = 'resuming' if point else 'training'
+    times = [
+        r.record['wall_time_s'] for r in plan.runs
+        if r.record and r.record.get('wall_time_s')
+    ]
+    say(f'{head}: {how} ({left} left including this one; '
+        f'{eta(times, left)})')
+    start = time.perf_counter()
+    if main:
+        rec.clear_error(run.run_dir)
+        rec.write_json(
+            dict(
+                upsampler=run.upsampler,
+                seed=run.seed,
+                config=plan.config,
+                config_digest=run.digest,
+                started=now()), osp.join(run.run_dir, rec.RUN_FILE))
+    try:
+        record = _attempt(run)
+    except Exception as err:  # recorded; the sweep goes on
+        run.error = _failure(run, err, time.perf_counter() - start, main)
+        say(f"{head}: FAILED: {run.error['error']} "
+            f"(log: {run.error['log']})")
+        return False
+    record.update(wall_time_s=time.perf_counter() - start, finished=now())
+    if main:
+        rec.write_json(record, osp.join(run.run_dir, rec.METRICS_FILE))
+    run.record, run.error = record, None
+    return True
+
+
 def run_sweep(plan: SweepPlan,
-              log: Callable[[str], None] = print_line) -> Dict:
-    """Run the plan's unfinished runs, writing results after each.
+              log: Callable[[str], None] = print_line,
+              claim_timeout_s: float = claims.DEFAULT_TIMEOUT_S) -> Dict:
+    """Run the plan's unfinished runs that no other process holds,
+    writing results after each.
+
+    Each run is claimed first (see :mod:`.claims`). A pass over the runs
+    is repeated while the last one trained something and some run was
+    held by another process (it may have finished, or died, meanwhile).
 
     Args:
         plan (SweepPlan): From :func:`plan_sweep`.
         log (callable): Where rank 0's progress lines go. Defaults to
             ``print`` (flushed).
+        claim_timeout_s (float): Seconds without heartbeat after which
+            another process's claim counts as dead. Defaults to
+            :data:`~.claims.DEFAULT_TIMEOUT_S`.
 
     Returns:
         dict: ``info``, ``summaries`` and ``rows`` of the last results
         written, ``trained`` (runs finished now), ``failed`` (runs that
-        failed now). Other ranks than 0 get only the last two.
+        failed now) and ``held`` (runs another process held when last
+        looked at). Other ranks than 0 get only the last three.
 
     Raises:
         ValueError: The main metric is not reported (after the first run
-            that finished; the message lists the keys that are).
+            that finished; the message lists the keys that are), or
+            ``claim_timeout_s`` is not positive.
     """
+    timeout_s = claims.check_timeout(claim_timeout_s)
     main = is_main_process(plan.launcher)
     say = log if main else (lambda _: None)
     total = len(plan.runs)
@@ -383,60 +563,91 @@ def run_sweep(plan: SweepPlan,
         f"{', '.join(plan.upsamplers)} x seeds "
         f"{' '.join(map(str, plan.seeds))}) in {plan.work_dir}; "
         f"upsample_cfg of {', '.join(format_path(p) for p in plan.hosts)}")
+    _join_process_group(plan.launcher, plan.runs[0].cfg)
     trained, failed = [], []
+    state = {}  # run index -> 'before', 'done', 'failed', 'held', 'ours'
+    holders = {}  # run index -> the claim generation last reported
     main_metric = _main_metric(plan)
     written = None
     for index, run in enumerate(plan.runs, 1):
-        head = (f'[compare_upsamplers] run {index}/{total}: '
-                f'{run.upsampler} seed {run.seed}')
         if run.record:
-            say(f'{head}: done before ({rec.METRICS_FILE} present), skipped')
-            continue
-        left = sum(1 for r in plan.runs[index - 1:] if r.record is None)
-        point = runs.resume_point(run.run_dir)
-        how = 'resuming' if point else 'training'
-        times = [
-            r.record['wall_time_s'] for r in plan.runs
-            if r.record and r.record.get('wall_time_s')
-        ]
-        say(f'{head}: {how} ({left} left including this one; '
-            f'{eta(times, left)})')
-        start = time.perf_counter()
-        if main:
-            rec.clear_error(run.run_dir)
-            rec.write_json(
-                dict(
-                    upsampler=run.upsampler,
-                    seed=run.seed,
-                    config=plan.config,
-                    config_digest=run.digest,
-                    started=now()), osp.join(run.run_dir, rec.RUN_FILE))
-        try:
-            record = _attempt(run)
-        except Exception as err:  # recorded; the sweep goes on
-            run.error = _failure(run, err, time.perf_counter() - start, main)
-            failed.append(run)
-            say(f"{head}: FAILED: {run.error['error']} "
-                f"(log: {run.error['log']})")
-        else:
-            record.update(
-                wall_time_s=time.perf_counter() - start, finished=now())
+            state[index] = 'before'
+            say(f'[compare_upsamplers] run {index}/{total}: {run.upsampler} '
+                f'seed {run.seed}: done before ({rec.METRICS_FILE} present), '
+                'skipped')
+    progressed = True
+    while progressed and (len(state) < total or 'held' in state.values()):
+        progressed = False
+        for index, run in enumerate(plan.runs, 1):
+            if state.get(index, 'held') != 'held':
+                continue
+            head = (f'[compare_upsamplers] run {index}/{total}: '
+                    f'{run.upsampler} seed {run.seed}')
+            decision, release = (_decide(run, timeout_s, log) if main else
+                                 (None, None))
+            decision = _from_rank0(decision)
+            action = decision['action']
+            if action == 'held':
+                state[index] = 'held'
+                if holders.get(index) != decision['generation']:
+                    say(f"{head}: claimed by {decision['holder']}, skipped")
+                holders[index] = decision['generation']
+                continue
+            if action == 'done':
+                state[index], run.record = 'done', decision['record']
+                say(f'{head}: finished by another process '
+                    f'({rec.METRICS_FILE} present), skipped')
+                main_metric = _main_metric(plan)
+                continue
+            if action == 'failed':
+                state[index], run.error = 'failed', decision['error']
+                say(f"{head}: failed in another process "
+                    f"({decision['error']['error']}), not retried now")
+                continue
+            if decision['took_over']:
+                say(f"{head}: took over the claim of "
+                    f"{decision['took_over']}")
+            state[index], progressed = 'ours', True
+            try:
+                if _train_one(plan, index, head, main, say):
+                    trained.append(run)
+                    main_metric = _main_metric(plan)
+                    say(f'{head}: done in '
+                        f"{format_duration(run.record['wall_time_s'])}, "
+                        f"{main_metric} = "
+                        f"{run.record['metrics'].get(main_metric)}")
+                else:
+                    failed.append(run)
+            finally:
+                if release:
+                    release()
             if main:
-                rec.write_json(record, osp.join(run.run_dir,
-                                                rec.METRICS_FILE))
-            run.record, run.error = record, None
-            trained.append(run)
-            main_metric = _main_metric(plan)
-            say(f'{head}: done in '
-                f"{format_duration(record['wall_time_s'])}, "
-                f"{main_metric} = {record['metrics'].get(main_metric)}")
-        if main:
-            written = write_results(plan, main_metric)
-    out = dict(trained=trained, failed=failed)
-    if main:
-        out.update(written or write_results(plan, main_metric))
-        say(f'[compare_upsamplers] {total} runs: {len(trained)} trained '
-            f'now, {total - len(trained) - len(failed)} done before, '
-            f'{len(failed)} failed; results in {plan.work_dir}/'
-            f'{{{RESULTS_MD}, {RESULTS_CSV}, {RESULTS_JSON}, results.png}}')
+                written = write_results(plan, main_metric)
+    held = [run for i, run in enumerate(plan.runs, 1)
+            if state.get(i) == 'held']
+    out = dict(trained=trained, failed=failed, held=held)
+    if not main:
+        return out
+    others = sum(1 for s in state.values() if s in ('done', 'failed'))
+    if written is None or others or held:
+        written = write_results(plan, main_metric)
+    out.update(written)
+    counts = [f'{len(trained)} trained now',
+              f"{sum(1 for s in state.values() if s == 'before')} done "
+              'before', f'{len(failed)} failed']
+    for key, what in (('done', 'finished by other processes'),
+                      ('failed', 'failed in other processes')):
+        count = sum(1 for s in state.values() if s == key)
+        if count:
+            counts.append(f'{count} {what}')
+    if held:
+        counts.append(f'{len(held)} held by other processes')
+    say(f"[compare_upsamplers] {total} runs: {', '.join(counts)}; results "
+        f'in {plan.work_dir}/{{{RESULTS_MD}, {RESULTS_CSV}, '
+        f'{RESULTS_JSON}, results.png}}')
+    if held:
+        say('[compare_upsamplers] still held by other processes: '
+            f"{', '.join(f'{r.upsampler} seed {r.seed}' for r in held)}; "
+            'whoever finishes the last run rewrites the results whole '
+            '(--report-only shows them any time)')
     return out

@@ -4,7 +4,8 @@
     python tools/analysis_tools/compare_upsamplers.py CONFIG \\
         --upsamplers bilinear DySample-S+ [--seeds 0 1 2] [--work-dir DIR] \\
         [--metric KEY] [--shape H W] [--cfg-options ...] \\
-        [--launcher none|pytorch|slurm] [--report-only]
+        [--launcher none|pytorch|slurm] [--report-only] \\
+        [--claim-timeout SECONDS]
 
 The first upsampler is the baseline. Each run changes only the hosts'
 ``upsample_cfg`` and ``randomness.seed`` and trains / tests exactly as
@@ -14,7 +15,10 @@ Results: ``results.{json,csv,md,png}`` in the work dir (see
 compare_upsamplers.md``). Several GPUs or nodes: launch this script like
 ``tools/train.py`` (torchrun / srun) with ``--launcher pytorch|slurm``.
 ``--report-only`` writes the result files from the runs finished so far
-and trains nothing.
+and trains nothing. Any number of processes may run the same command on
+one work dir (one per GPU, a Slurm array: ``tools/slurm_compare.sh``):
+each run is claimed by the process that trains it, and a claim whose
+holder died is taken over (see :mod:`mmdysample.experiments.claims`).
 
 Exit status: 0 when every run finished, 1 when some failed (they are in
 the tables), 2 for an error before training or a main metric the
@@ -35,6 +39,7 @@ warnings.filterwarnings('ignore', 'pkg_resources is deprecated',
 import mmdysample  # noqa: E402,F401 (registers the upsamplers and hooks)
 from mmdysample.experiments import (  # noqa: E402
     plan_sweep, report_sweep, run_sweep)
+from mmdysample.experiments.claims import DEFAULT_TIMEOUT_S  # noqa: E402
 from mmdysample.experiments.progress import is_main_process  # noqa: E402
 from mmdysample.utils import (  # noqa: E402
     add_runner_args, parse_runner_args, release_distributed)
@@ -80,6 +85,14 @@ def parse_args(argv=None):
         action='store_true',
         help='write the result files from the runs finished so far (the '
         'others listed as pending) and train nothing')
+    parser.add_argument(
+        '--claim-timeout',
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar='SECONDS',
+        help='a run claimed by another process whose heartbeat is older '
+        'than this is taken over (a holder on this host whose process is '
+        f'gone is taken over at once; default: {DEFAULT_TIMEOUT_S:g})')
     add_runner_args(parser)
     return parse_runner_args(parser, argv)
 
@@ -98,8 +111,8 @@ def main(argv=None):
             metric=args.metric,
             shape=args.shape,
             need_data=not args.report_only)
-        outcome = (report_sweep(plan) if args.report_only else
-                   run_sweep(plan))
+        outcome = (report_sweep(plan) if args.report_only else run_sweep(
+            plan, claim_timeout_s=args.claim_timeout))
         finished = True
     except (TypeError, ValueError) as err:
         if is_main_process(args.launcher):
