@@ -124,6 +124,9 @@ if __name__ == '__main__':
             'mmcv>=2.0.0,<2.2.0',
             'numpy',
             'opencv-python',
+            # Student's t quantiles of compare_upsamplers' statistics
+            # (mmdet and mmseg need it too).
+            'scipy',
         ],
         extras_require=dict(
             mmdet=MMDET,

@@ -10,12 +10,15 @@ parameter-free upsamplers (``bilinear``, ``nearest``, ...) add 0 and the
 baseline is at 0, which a log axis cannot show: it is a *symlog* axis,
 linear within ``±L`` around 0 (``L`` the power of ten at or below the
 smallest non-zero |+Params|) and logarithmic beyond; the caption says so.
+A metric where lower is better (depth errors) says so on its axis.
 """
 import math
 import os
 import os.path as osp
 import textwrap
 from typing import Dict, Sequence
+
+from .statistics import lower_is_better
 
 _OTHER_COLOURS = ('tab:blue', 'tab:green', 'tab:orange', 'tab:purple',
                   'tab:brown', 'tab:pink', 'tab:olive', 'tab:cyan',
@@ -132,7 +135,9 @@ def plot_results(summaries: Sequence[Dict], main_metric: str,
     ax.set_xlabel(f'+Params against {baseline}\n(symlog axis: linear '
                   f'within ±{threshold:g}, logarithmic beyond; 0 = no extra '
                   'parameters)')
-    ax.set_ylabel(f'{main_metric} (mean over seeds, bars: ±1 std)')
+    better = ('; lower is better'
+              if main_metric and lower_is_better(main_metric) else '')
+    ax.set_ylabel(f'{main_metric} (mean over seeds, bars: ±1 std{better})')
     caption = title or f'{main_metric} against +Params'
     if missing:
         # Wrapped: a long sweep lists many names before its runs finish.

@@ -1,11 +1,13 @@
 # Copyright (c) mmdysample contributors. All rights reserved.
 """The sweep's result files: ``results.json``, ``.csv`` and ``.md``.
 
-``results.json`` holds every run's record (and each upsampler's summary);
+``results.json`` holds every run's record, each upsampler's summary and
+the sweep's ``statistics`` (what it can detect on the main metric);
 ``results.csv`` one row per run, numbers unrounded; ``results.md`` one row
-per upsampler (mean +- std over seeds, the difference to the baseline and
-whether it exceeds two standard errors, +Params, +FLOPs, latency), every
-metric, and the failed runs with their errors.
+per upsampler (mean +- std over seeds, the unpaired and the paired
+difference to the baseline, the paired t and its 95 % threshold, the
+verdict, the detectable difference, +Params, +FLOPs, latency), what the
+sweep can detect, every metric, and the failed runs with their errors.
 """
 import csv
 import datetime
@@ -16,6 +18,8 @@ from typing import Dict, List, Optional, Sequence
 
 from ..engine import atomic_write
 from .records import write_json
+from .results import sweep_summary
+from .statistics import lower_is_better
 
 RESULTS_JSON = 'results.json'
 RESULTS_CSV = 'results.csv'
@@ -65,7 +69,12 @@ def unmeasured(summaries: Sequence[Dict], key: str) -> bool:
 
 def write_results_json(path: str, info: Dict, rows: Sequence[Dict],
                        summaries: Sequence[Dict]) -> None:
-    write_json(dict(info, runs=list(rows), summary=list(summaries)), path)
+    write_json(
+        dict(
+            info,
+            statistics=sweep_summary(summaries, info['main_metric']),
+            runs=list(rows),
+            summary=list(summaries)), path)
 
 
 def write_results_csv(path: str, rows: Sequence[Dict],
@@ -117,9 +126,85 @@ def fmt_diff(diff: Dict, with_se: bool = True) -> str:
     return text
 
 
-def fmt_flag(diff: Optional[Dict]) -> str:
-    flag = (diff or {}).get('beyond_2se')
-    return 'n/a' if flag is None else ('yes' if flag else 'no')
+def fmt_t(versus: Optional[Dict]) -> str:
+    """The paired ``t`` and, in brackets, its 95 % threshold: ``'+2.37
+    (4.30)'``; ``'n/a'`` with fewer than two paired seeds.
+
+    Example:
+        >>> fmt_t(dict(paired=dict(t=2.367, threshold=4.303, diff=5.27)))
+        '+2.37 (4.30)'
+        >>> fmt_t(dict(paired=dict(t=None, threshold=12.71, diff=0.5)))
+        '+inf (12.71)'
+    """
+    paired = (versus or {}).get('paired') or {}
+    if paired.get('threshold') is None:
+        return 'n/a'
+    if paired['t'] is None:  # identical differences: no spread at all
+        value = ('+inf' if paired['diff'] > 0 else
+                 '-inf' if paired['diff'] < 0 else '0.00')
+    else:
+        value = f"{paired['t']:+.2f}"
+    return f"{value} ({paired['threshold']:.2f})"
+
+
+def fmt_verdict(versus: Optional[Dict]) -> str:
+    return (versus or {}).get('verdict') or 'n/a'
+
+
+def fmt_detectable(versus: Optional[Dict]) -> str:
+    """``'9.587'``; ``'4.968 (baseline spread)'`` where fewer than two
+    seeds pair up; ``'n/a'``."""
+    value = (versus or {}).get('detectable')
+    if value is None:
+        return 'n/a'
+    text = f'{value:.{_decimals(value)}f}'
+    if versus['detectable_from'] != 'paired':
+        text += f" ({versus['detectable_from']})"
+    return text
+
+
+def fmt_paired(versus: Optional[Dict]) -> str:
+    return fmt_diff((versus or {}).get('paired'))
+
+
+def metric_label(key: str) -> str:
+    """A column's name: the key, marked where lower is better.
+
+    Example:
+        >>> metric_label('mIoU'), metric_label('rmse')
+        ('mIoU', 'rmse (lower is better)')
+    """
+    return f'{key} (lower is better)' if lower_is_better(key) else key
+
+
+def detectable_lines(stats: Dict) -> List[str]:
+    """What the sweep can detect on the main metric, in words."""
+    key = stats['metric']
+    if stats['detectable'] is None:
+        return [
+            f"**What this sweep can detect** on `{key}`: n/a (fewer than "
+            'two seeds of the baseline, and fewer than two paired seeds of '
+            'any upsampler).'
+        ]
+    d = _decimals(stats['detectable'])
+    if stats['spread_from'] == 'paired':
+        source = (f"the spread of a per-seed difference, pooled over the "
+                  f"{stats['upsamplers']} upsampler(s) with two or more "
+                  'paired seeds')
+    else:
+        source = ("the baseline's spread (sqrt(2) x its std; fewer than "
+                  'two seeds pair up with it)')
+    unit = 'a fraction' if stats['point'] != 1 else 'in percent'
+    return [
+        f"**What this sweep can detect** on `{key}`: with {stats['n']} "
+        f"paired seeds a difference of {stats['detectable']:.{d}f} is "
+        f"significant (95 %, two-sided: {stats['threshold']:.2f} standard "
+        f"errors, Student's t at {stats['n'] - 1} degrees of freedom), at "
+        f"a spread of {stats['spread']:.{_decimals(stats['spread'])}f} "
+        f'from {source}. A difference of 1 point ({stats["point"]:g} in '
+        f'`{key}`\'s units, {unit}) would need '
+        f"{stats['seeds_for_one_point']:,d} paired seeds at that spread."
+    ]
 
 
 def fmt_params(value: Optional[int]) -> str:
@@ -153,36 +238,47 @@ def markdown(info: Dict, summaries: Sequence[Dict],
         f"# Upsamplers compared on `{osp.basename(info['config'])}`", '',
         f"Config `{info['config']}`; seeds {info['seeds']}; baseline "
         f"`{base}`; main metric `{main}`; {info['created']}.", '',
-        f'| upsampler | seeds | {label} (mean ± std) | Δ vs {base} '
-        f'(± SE) | beyond 2 SE | +Params | +FLOPs | latency (ms / image) '
-        f'| train time (s) |', '| --- ' * 9 + '|'
+        f'| upsampler | seeds | {metric_label(label)} (mean ± std) '
+        f'| Δ vs {base}, unpaired (± SE) | Δ paired (± SE) '
+        f'| t (95 % threshold) | verdict | detectable Δ | +Params '
+        f'| +FLOPs | latency (ms / image) | train time (s) |',
+        '| --- ' * 12 + '|'
     ]
     for s in summaries:
         stats = s['metrics'].get(main, {})
-        diff = s['vs_baseline'].get(main)
-        versus = (('baseline', '') if s['upsampler'] == base else
-                  (fmt_diff(diff), fmt_flag(diff)))
+        versus = s['vs_baseline'].get(main)
+        cells = (['baseline', '', '', '', ''] if s['upsampler'] == base else [
+            fmt_diff(versus),
+            fmt_paired(versus),
+            fmt_t(versus),
+            fmt_verdict(versus),
+            fmt_detectable(versus)
+        ])
         seeds = str(len(s['seeds']))
         if s['failed']:
             seeds += f" (+{len(s['failed'])} failed)"
         lines.append(
-            f"| {s['upsampler']} | {seeds} | {fmt_stats(stats)} "
-            f'| {versus[0]} | {versus[1]} '
-            f"| {fmt_params(s['delta_params'])} "
+            f"| {s['upsampler']} | {seeds} | {fmt_stats(stats)} | " +
+            ' | '.join(cells) + f" | {fmt_params(s['delta_params'])} "
             f"| {fmt_flops(s['delta_flops'])} "
             f"| {fmt_number(s['latency_ms'])} "
             f"| {fmt_number(s['train_time_s'])} |")
+    if main:
+        lines += [''] + detectable_lines(sweep_summary(summaries, main))
     keys, left_out = [], []
     for key in metric_keys(summaries):
         (left_out if unmeasured(summaries, key) else keys).append(key)
     lines += [
         '', '## Every metric', '',
-        'Mean ± std over seeds; in brackets the difference to the '
-        'baseline, with `*` where it exceeds two standard errors.' +
+        'Mean ± std over seeds; in brackets the difference of the means to '
+        'the baseline, with "better" or "worse" where the paired t test '
+        '(95 %) finds one; in a column marked "lower is better" a negative '
+        'difference is the better one.' +
         (' Left out: ' + ', '.join(f'`{k}`' for k in left_out) +
          f' ({NO_GROUND_TRUTH:g} in every run: the evaluator found no '
          'ground truth to measure it on).' if left_out else ''), '',
-        '| upsampler | ' + ' | '.join(keys) + ' |', '| --- ' *
+        '| upsampler | ' + ' | '.join(map(metric_label, keys)) + ' |',
+        '| --- ' *
         (len(keys) + 1) + '|'
     ]
     for s in summaries:
@@ -192,7 +288,8 @@ def markdown(info: Dict, summaries: Sequence[Dict],
             cell = fmt_stats(stats) if stats else 'n/a'
             diff = s['vs_baseline'].get(key)
             if s['upsampler'] != base and diff and diff['diff'] is not None:
-                mark = '*' if diff['beyond_2se'] else ''
+                word = diff['verdict']
+                mark = f', {word}' if word in ('better', 'worse') else ''
                 cell += f' ({fmt_diff(diff, with_se=False)}{mark})'
             cells.append(cell)
         lines.append(f"| {s['upsampler']} | " + ' | '.join(cells) + ' |')
@@ -211,17 +308,31 @@ def markdown(info: Dict, summaries: Sequence[Dict],
             f'{name} seed {seed}' for name, seed in info['pending']) + '.']
     lines += [
         '', '## How the numbers are made', '',
-        '- std: sample standard deviation over seeds; SE of the '
-        'difference: sqrt(se² + se_baseline²) with se = std / sqrt(n) '
-        '(unpaired); "beyond 2 SE": |Δ| > 2 SE, n/a with fewer than two '
-        'seeds on either side.',
+        '- std: sample standard deviation over seeds (n - 1). Unpaired Δ: '
+        'the difference of the means, SE sqrt(se² + se_baseline²) with se '
+        '= std / sqrt(n). Paired Δ: the mean of the per-seed differences '
+        'over the seeds both have (a seed fixes the data order and the '
+        'initialisation of all but the upsampler), SE = their std / '
+        'sqrt(n).',
+        '- t: paired Δ / SE; in brackets the 95 % two-sided threshold, '
+        "Student's t at n - 1 degrees of freedom (12.71 for two paired "
+        'seeds, 4.30 for three, 2.78 for five). Verdict: better / worse '
+        'where |t| exceeds it (lower is better for depth errors and '
+        'latency), within noise where not, n/a with fewer than two paired '
+        'seeds.',
+        '- detectable Δ: threshold x paired SE, the smallest difference '
+        'these seeds can tell from noise; "(baseline spread)" where fewer '
+        'than two seeds pair up: t(n_b - 1) x std_b x sqrt(1/n + 1/n_b). '
+        'Seeds for 1 point: the fewest n with t(n - 1) x sd / sqrt(n) <= 1 '
+        'point (1.0 for percentages such as mIoU and PQ, 0.01 for COCO AP, '
+        'a fraction, and for depth metrics).',
         '- +Params / +FLOPs: the whole model against the baseline\'s, '
         '`get_flops.py`\'s counting (one multiply-add = one FLOP)' +
         (f' at {shape[0]} x {shape[1]}' if shape else '') + '.',
         '- latency: `model.test_step` per image while testing (data '
         'preprocessing, forward, post-processing; data loading and metric '
         'computation excluded; first batch a warm-up), mean over seeds, '
-        f"on {info.get('device') or 'the test device'}.",
+        f"on {info.get('device') or 'the test device'} (lower is better).",
         '- train time: wall time of `Runner.train()`; a resumed run '
         'counts only its resumed part.', ''
     ]

@@ -253,9 +253,14 @@ def test_tables_hold_the_runs_numbers(sweep):
         assert latency > 0
     diff = (records['DySample-S+']['metrics']['mIoU'] -
             records['bilinear']['metrics']['mIoU'])
-    assert_shown(main['DySample-S+']['Δ vs bilinear (± SE)'], diff)
-    # One seed: no spread, so no verdict on two standard errors.
-    assert main['DySample-S+']['beyond 2 SE'] == 'n/a'
+    assert_shown(main['DySample-S+']['Δ vs bilinear, unpaired (± SE)'],
+                 diff)
+    assert_shown(main['DySample-S+']['Δ paired (± SE)'], diff)
+    # One seed: no spread, so no t test and nothing to detect with.
+    assert main['DySample-S+']['t (95 % threshold)'] == 'n/a'
+    assert main['DySample-S+']['verdict'] == 'n/a'
+    assert main['DySample-S+']['detectable Δ'] == 'n/a'
+    assert '**What this sweep can detect** on `mIoU`: n/a' in md
 
     # +Params: bilinear adds nothing to the stock head; DySample-S+ adds
     # one layer per x2 stage at the head's channels.
@@ -319,6 +324,8 @@ def test_mean_std_se_on_hand_made_numbers():
 
 
 def test_difference_exceeds_two_standard_errors_or_not():
+    """The unpaired ``beyond_2se`` that results.json keeps for older
+    readers."""
     base = mean_std_se([86.33, 86.42])  # se 0.045
     clear = difference(mean_std_se([87.0, 87.1]), base)
     assert clear['diff'] == pytest.approx(87.05 - 86.375)
@@ -362,6 +369,10 @@ def test_summarize_hand_made_records():
     assert versus['diff'] == 4.0
     assert versus['se'] == pytest.approx(math.sqrt(2 / 3))
     assert versus['beyond_2se'] is True
+    # every seed 4 above its baseline: no spread, a certain difference
+    assert versus['paired']['diff'] == 4.0 and versus['paired']['sd'] == 0
+    assert versus['paired']['t'] is None and versus['significant'] is True
+    assert versus['verdict'] == 'better'
     assert base['vs_baseline']['mIoU']['diff'] == 0.0
 
     info = dict(
@@ -372,11 +383,13 @@ def test_summarize_hand_made_records():
         created='now')
     rows = md_rows(markdown(info, [base, dys], records),
                    '| upsampler | seeds')
-    assert rows['DySample']['beyond 2 SE'] == 'yes'
+    assert rows['DySample']['verdict'] == 'better'
+    assert rows['DySample']['t (95 % threshold)'] == '+inf (4.30)'
+    assert rows['DySample']['Δ paired (± SE)'] == '+4.000 ± 0.000'
     assert rows['DySample']['seeds'] == '3 (+1 failed)'
     assert rows['DySample']['mIoU (mean ± std)'] == '6.000 ± 1.000'
     assert rows['DySample']['+Params'] == '+24'
-    assert rows['bilinear']['Δ vs bilinear (± SE)'] == 'baseline'
+    assert rows['bilinear']['Δ vs bilinear, unpaired (± SE)'] == 'baseline'
 
 
 def test_a_metric_with_no_ground_truth_leaves_the_every_metric_table():
