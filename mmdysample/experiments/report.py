@@ -187,22 +187,22 @@ def detectable_lines(stats: Dict) -> List[str]:
             'any upsampler).'
         ]
     d = _decimals(stats['detectable'])
+    spread = f"{stats['spread']:.{_decimals(stats['spread'])}f}"
     if stats['spread_from'] == 'paired':
-        source = (f"the spread of a per-seed difference, pooled over the "
-                  f"{stats['upsamplers']} upsampler(s) with two or more "
-                  'paired seeds')
+        source = (f"pooled over the {stats['upsamplers']} upsampler(s) with "
+                  'two or more paired seeds')
     else:
-        source = ("the baseline's spread (sqrt(2) x its std; fewer than "
-                  'two seeds pair up with it)')
-    unit = 'a fraction' if stats['point'] != 1 else 'in percent'
+        source = ("the baseline's std times sqrt(2): fewer than two seeds "
+                  'pair up with the baseline')
+    df = stats['n'] - 1
     return [
         f"**What this sweep can detect** on `{key}`: with {stats['n']} "
-        f"paired seeds a difference of {stats['detectable']:.{d}f} is "
-        f"significant (95 %, two-sided: {stats['threshold']:.2f} standard "
-        f"errors, Student's t at {stats['n'] - 1} degrees of freedom), at "
-        f"a spread of {stats['spread']:.{_decimals(stats['spread'])}f} "
-        f'from {source}. A difference of 1 point ({stats["point"]:g} in '
-        f'`{key}`\'s units, {unit}) would need '
+        f"paired seeds, {stats['detectable']:.{d}f} is the smallest "
+        'difference that is significant (95 %, two-sided: '
+        f"{stats['threshold']:.2f} standard errors, Student's t at {df} "
+        f"degree{'' if df == 1 else 's'} of freedom), at a spread of a "
+        f'per-seed difference of {spread} ({source}). A difference of 1 '
+        f"point (= {stats['point']:g} of `{key}`) would need "
         f"{stats['seeds_for_one_point']:,d} paired seeds at that spread."
     ]
 
@@ -319,7 +319,8 @@ def markdown(info: Dict, summaries: Sequence[Dict],
         'seeds, 4.30 for three, 2.78 for five). Verdict: better / worse '
         'where |t| exceeds it (lower is better for depth errors and '
         'latency), within noise where not, n/a with fewer than two paired '
-        'seeds.',
+        'seeds. Each row is its own test: of k upsamplers no better than '
+        'the baseline, about 0.05 k pass by chance.',
         '- detectable Δ: threshold x paired SE, the smallest difference '
         'these seeds can tell from noise; "(baseline spread)" where fewer '
         'than two seeds pair up: t(n_b - 1) x std_b x sqrt(1/n + 1/n_b). '
