@@ -3,7 +3,8 @@
 
 The DySample family needs only torch and mmengine. The FPN neck and the
 MaskFormer pixel decoders register in mmdet's registry (the decoders in the
-root one too), the SegFormer and MaskFormer heads in mmseg's; each is
+root one too), the SegFormer, UPerNet, DeepLabV3+, Semantic FPN and MaskFormer
+heads in mmseg's; each is
 imported only when its host is installed (the MaskFormer head needs both),
 so mmdysample works with either host alone. An error
 inside our own integration code is not swallowed.
@@ -26,10 +27,21 @@ if find_spec('mmdet') is not None:
         'DySampleFPN', 'DySamplePixelDecoder',
         'DySampleTransformerEncoderPixelDecoder'
     ]
+    from .necks import (DySampleCSPNeXtPAFPN,  # noqa: F401
+                        DySampleMSDeformAttnPixelDecoder, DySampleYOLOXPAFPN)
+    __all__ += [
+        'DySampleCSPNeXtPAFPN', 'DySampleMSDeformAttnPixelDecoder',
+        'DySampleYOLOXPAFPN'
+    ]
 
 if find_spec('mmseg') is not None:
-    from .decode_heads import DySampleSegformerHead  # noqa: F401
-    __all__.append('DySampleSegformerHead')
+    from .decode_heads import (  # noqa: F401
+        DySampleDepthwiseSeparableASPPHead, DySampleFPNHead,
+        DySampleSegformerHead, DySampleUPerHead)
+    __all__ += [
+        'DySampleDepthwiseSeparableASPPHead', 'DySampleFPNHead',
+        'DySampleSegformerHead', 'DySampleUPerHead'
+    ]
     if find_spec('mmdet') is not None:
         from .decode_heads import DySampleMaskFormerHead  # noqa: F401
         __all__.append('DySampleMaskFormerHead')

@@ -80,6 +80,27 @@ def _refuse_cpu_input(module: nn.Module, args: tuple) -> None:
             'parameters and state dict are those of CARAFEPack.')
 
 
+def upsampler_type(cfg: UpsampleConfig):
+    """The class (or callable) that an upsampler name or config builds.
+
+    Example:
+        >>> import mmdysample  # noqa: F401 (registers the upsamplers)
+        >>> from mmdysample.models.guide import needs_guide
+        >>> needs_guide(upsampler_type('FADE'))
+        True
+        >>> needs_guide(upsampler_type(dict(type='DySample-S')))
+        False
+    """
+    if isinstance(cfg, str):
+        return _lookup(cfg)
+    if not isinstance(cfg, dict):
+        raise TypeError('upsample_cfg must be a str or a dict, got '
+                        f'{type(cfg).__name__}: {cfg!r}')
+    if 'type' not in cfg:
+        raise KeyError(f'upsample_cfg must contain the key "type", got {cfg}')
+    return _lookup(cfg['type'])
+
+
 def list_upsamplers(guided: Optional[bool] = None) -> List[str]:
     """Registered names (root registry) whose layer takes ``scale_factor``.
 
@@ -105,8 +126,10 @@ def list_upsamplers(guided: Optional[bool] = None) -> List[str]:
     return sorted(names)
 
 
-def build_upsampler(cfg: UpsampleConfig, in_channels: int,
-                    scale_factor: int = 2) -> nn.Module:
+def build_upsampler(cfg: UpsampleConfig,
+                    in_channels: int,
+                    scale_factor: int = 2,
+                    guide_channels: Optional[int] = None) -> nn.Module:
     """Build a channel-preserving upsampler from a name or a config dict.
 
     The arguments a layer's signature asks for are filled in: ``in_channels``
@@ -114,7 +137,9 @@ def build_upsampler(cfg: UpsampleConfig, in_channels: int,
     with ``scale_factor``, ``upsample_kernel`` with 3 (pixel shuffle), and for
     transposed convolutions ``stride=s`` and, unless ``kernel_size`` is
     given, ``kernel_size=3, padding=1, output_padding=s-1`` (the paper's
-    deconv setting, exactly ``s`` times the size). ``nn.Upsample`` entries
+    deconv setting, exactly ``s`` times the size); ``guide_channels``, when
+    given, for a layer that reads a guide
+    (:func:`~mmdysample.models.guide.needs_guide`). ``nn.Upsample`` entries
     (``'nearest'``, ``'bilinear'``) get their mode from the name, and
     ``align_corners=False`` for ``'bilinear'``.
     Anything in ``cfg`` overrides these. A layer whose op has no CPU kernel
@@ -126,6 +151,9 @@ def build_upsampler(cfg: UpsampleConfig, in_channels: int,
             dict with ``type`` and extra arguments.
         in_channels (int): Channels of the feature map to upsample.
         scale_factor (int): Upsampling ratio. Defaults to 2.
+        guide_channels (int, optional): Channels of the guide the host
+            passes to an upsampler that reads one; ignored for the others.
+            Defaults to None: the layer's default (``in_channels``).
 
     Returns:
         nn.Module: A layer mapping ``(N, C, H, W) -> (N, C, sH, sW)``.
@@ -166,6 +194,9 @@ def build_upsampler(cfg: UpsampleConfig, in_channels: int,
             kwargs[name] = in_channels
     if 'scale_factor' in params:
         kwargs['scale_factor'] = scale_factor
+    if (guide_channels is not None and needs_guide(builder)
+            and 'guide_channels' in params):
+        kwargs['guide_channels'] = guide_channels
     if 'upsample_kernel' in params:
         kwargs['upsample_kernel'] = 3
     if ('stride' in params and 'kernel_size' in params

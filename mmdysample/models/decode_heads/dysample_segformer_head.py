@@ -10,15 +10,15 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from ..align import fit_to_size
-from ..builder import UpsampleConfig, build_upsampler
-from ..guide import upsample
+from ..builder import UpsampleConfig
+from ..steps import UpsampleSteps, is_learnable, slots_of
 
 #: Ratio between consecutive pyramid levels, hence of each upsampling stage.
 STAGE_SCALE = 2
 
 
 @MODELS.register_module()
-class DySampleSegformerHead(SegformerHead):
+class DySampleSegformerHead(UpsampleSteps, SegformerHead):
     """SegFormer head whose bilinear resizes are replaced by x2 upsamplers.
 
     The stock head (`SegFormer <https://arxiv.org/abs/2105.15203>`_) maps
@@ -54,12 +54,13 @@ class DySampleSegformerHead(SegformerHead):
     of the three stages of the 1/32 branch). With ``upsample_cfg=None`` there
     are no such keys and the state dict equals that of ``SegformerHead``.
 
-    The upsamplers keep their own initialisation: ``upsamplers`` is an
-    mmengine ``ModuleList``, so :meth:`init_weights` reaches every
-    upsampler's ``init_weights`` after applying the head's ``init_cfg``
-    (e.g. DySample's offset convs return to N(0, 0.001) after an init_cfg
-    that re-initialises all ``Conv2d`` layers); a ``Pretrained`` init_cfg is
-    still applied last.
+    The upsamplers keep their own initialisation: :meth:`init_weights`
+    applies the head's ``init_cfg`` with them hidden, then every
+    upsampler's ``init_weights`` (e.g. DySample's offset convs keep N(0,
+    0.001) under an init_cfg that re-initialises all ``Conv2d`` layers); a
+    ``Pretrained`` init_cfg is still applied last. Neither building nor
+    initialising them draws from the global RNG
+    (:class:`~mmdysample.models.steps.UpsampleSteps`).
 
     Shapes: a sequence of level maps ``(N, in_channels[i], H_i, W_i)`` ->
     logits ``(N, out_channels, H_0, W_0)``.
@@ -112,15 +113,19 @@ class DySampleSegformerHead(SegformerHead):
         _check_levels(kwargs)
         super().__init__(interpolate_mode=interpolate_mode, **kwargs)
         self.upsample_cfg = upsample_cfg
-        if upsample_cfg is None:
-            self.upsamplers = None
-        else:
+        self.upsamplers = None
+        if is_learnable(upsample_cfg):
             self.upsamplers = ModuleList(
-                ModuleList(
-                    build_upsampler(
-                        upsample_cfg, self.channels, scale_factor=STAGE_SCALE)
-                    for _ in range(level))
+                self.build_steps(upsample_cfg, self.channels,
+                                 [STAGE_SCALE] * level)
                 for level in range(len(self.in_channels)))
+
+    def upsample_slots(self) -> list:
+        """``upsamplers[i][k]``: stage ``k`` of the branch of level ``i``.
+        """
+        if self.upsamplers is None:
+            return []
+        return [slot for level in self.upsamplers for slot in slots_of(level)]
 
     def forward(self, inputs: Sequence[Tensor]) -> Tensor:
         """Fuse the selected levels at the first level's size and classify.
@@ -148,13 +153,14 @@ class DySampleSegformerHead(SegformerHead):
                     # The embedding of the level this stage produces is the
                     # guide of an upsampler that reads one.
                     finer = embeds[level - stage - 1]
-                    x = self._align(
-                        upsample(
-                            upsampler,
-                            x,
-                            guide=finer,
-                            host=type(self).__name__,
-                            stage=f'{level}.{stage}'), finer.shape[2:])
+                    x = self.upsample_step(
+                        upsampler,
+                        x,
+                        guide=finer,
+                        size=finer.shape[2:],
+                        step=f'{level}.{stage}',
+                        mode=self.interpolate_mode,
+                        align_corners=self.align_corners)
             outs.append(x)
 
         out = self.fusion_conv(torch.cat(outs, dim=1))

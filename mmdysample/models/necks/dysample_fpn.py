@@ -13,13 +13,11 @@ from mmdet.utils import ConfigType, MultiConfig, OptConfigType
 from mmengine.model import ModuleList
 from torch import Tensor
 
-from ..align import fit_to_size
-from ..builder import build_upsampler
-from ..guide import upsample
+from ..steps import UpsampleSteps, slots_of
 
 
 @MODELS.register_module()
-class DySampleFPN(FPN):
+class DySampleFPN(UpsampleSteps, FPN):
     """FPN whose top-down path upsamples with any registered upsampler.
 
     A drop-in for mmdet's :class:`~mmdet.models.necks.FPN`: every argument
@@ -52,11 +50,13 @@ class DySampleFPN(FPN):
       total stride) it is fitted with :func:`fit_to_size` (crop of the
       rounding pixel, bilinear resize otherwise).
 
-    The upsamplers re-apply their own initialisation after the neck's
-    ``init_cfg``: the default Xavier init hits every ``Conv2d`` and would
+    The upsamplers keep their own initialisation: the neck's ``init_cfg``
+    (Xavier on every ``Conv2d``) is applied with them hidden, and would
     otherwise turn DySample's ``N(0, 0.001)`` offset convolution into an
-    ``std ~ 0.3`` one (a bug of the upstream DySample detection code).
-    A ``Pretrained`` ``init_cfg`` is still applied last.
+    ``std ~ 0.3`` one (a bug of the upstream DySample detection code); then
+    each upsampler's ``init_weights`` runs, then a ``Pretrained``
+    ``init_cfg``. Neither building nor initialising the upsamplers draws
+    from the global RNG (:class:`~mmdysample.models.steps.UpsampleSteps`).
 
     Args:
         in_channels (list[int]): Number of input channels per scale.
@@ -162,15 +162,14 @@ class DySampleFPN(FPN):
 
         self.upsample_modules: Optional[ModuleList] = None
         if learnable:
-            # mmengine's ModuleList (a BaseModule) calls each upsampler's
-            # ``init_weights`` after the neck's own init_cfg (Xavier on every
-            # Conv2d) and before a ``Pretrained`` one; a torch ModuleList
-            # would be skipped and the upsamplers left Xavier-initialised.
-            self.upsample_modules = ModuleList([
-                build_upsampler(
-                    upsample_cfg, in_channels=out_channels, scale_factor=2)
-                for _ in range(len(self.lateral_convs) - 1)
-            ])
+            self.upsample_modules = self.build_steps(
+                upsample_cfg, out_channels,
+                [2] * (len(self.lateral_convs) - 1))
+
+    def upsample_slots(self) -> list:
+        """``upsample_modules[i]``: the step from level ``i + 1`` to ``i``.
+        """
+        return slots_of(self.upsample_modules)
 
     def forward(self, inputs: Tuple[Tensor]) -> tuple:
         """Build the feature pyramid.
@@ -199,14 +198,13 @@ class DySampleFPN(FPN):
         used_backbone_levels = len(laterals)
         for i in range(used_backbone_levels - 1, 0, -1):
             # A guided upsampler reads the finer lateral before the sum.
-            upsampled = upsample(
+            laterals[i - 1] = laterals[i - 1] + self.upsample_step(
                 self.upsample_modules[i - 1],
                 laterals[i],
                 guide=laterals[i - 1],
-                host=type(self).__name__,
-                stage=i - 1)
-            laterals[i - 1] = laterals[i - 1] + fit_to_size(
-                upsampled, laterals[i - 1].shape[2:])
+                size=laterals[i - 1].shape[2:],
+                step=i - 1,
+                mode='bilinear')
 
         # From here on as mmdet's FPN.forward, which cannot be reused
         # because it rebuilds the laterals itself.

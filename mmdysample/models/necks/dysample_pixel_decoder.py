@@ -15,12 +15,11 @@ from mmengine.model import ModuleList
 from mmengine.registry import MODELS as ROOT_MODELS
 from torch import Tensor
 
-from ..align import fit_to_size
-from ..builder import UpsampleConfig, build_upsampler
-from ..guide import upsample
+from ..builder import UpsampleConfig
+from ..steps import UpsampleSteps, is_learnable, slots_of
 
 
-class _LearnableTopDown:
+class _LearnableTopDown(UpsampleSteps):
     """The top-down path shared by the two pixel decoders below.
 
     Stage ``i`` computes ``y = output_convs[i](lateral_convs[i](feats[i]) +
@@ -29,27 +28,25 @@ class _LearnableTopDown:
     upsampler that reads a guide gets ``lateral_convs[i](feats[i])``, the
     lateral before the sum, as in an FPN. With ``upsample_cfg=None`` the
     decoders' forwards run mmdet's own, so this path always has upsamplers.
+    mmdet's ``init_weights`` (``caffe2_xavier_init`` on its own
+    convolutions) runs first, then each upsampler's own
+    (:class:`~mmdysample.models.steps.UpsampleSteps`).
     """
 
     def _build_upsamplers(self, upsample_cfg: Optional[UpsampleConfig],
                           feat_channels: int) -> None:
-        if upsample_cfg is not None and not isinstance(
-                upsample_cfg, (str, dict)):
-            raise TypeError('upsample_cfg must be None, a str or a dict, got '
-                            f'{type(upsample_cfg).__name__}: '
-                            f'{upsample_cfg!r}')
+        self.upsample_modules: Optional[ModuleList] = None
+        if is_learnable(upsample_cfg):
+            self.upsample_modules = self.build_steps(
+                upsample_cfg, feat_channels, [2] * (self.num_inputs - 1))
         self.upsample_cfg = (
             upsample_cfg.copy()
             if isinstance(upsample_cfg, dict) else upsample_cfg)
-        self.upsample_modules: Optional[ModuleList] = None
-        if upsample_cfg is not None:
-            # mmengine's ModuleList: each upsampler keeps its own
-            # ``init_weights``, which :meth:`init_weights` calls.
-            self.upsample_modules = ModuleList([
-                build_upsampler(
-                    upsample_cfg, in_channels=feat_channels, scale_factor=2)
-                for _ in range(self.num_inputs - 1)
-            ])
+
+    def upsample_slots(self) -> list:
+        """``upsample_modules[i]``: the step from level ``i + 1`` to ``i``.
+        """
+        return slots_of(self.upsample_modules)
 
     def _check_inputs(self, feats: List[Tensor]) -> None:
         if len(feats) != self.num_inputs:
@@ -62,26 +59,13 @@ class _LearnableTopDown:
         for i in range(self.num_inputs - 2, -1, -1):
             cur_feat = self.lateral_convs[i](feats[i])
             # A guided upsampler reads the lateral before the sum.
-            up = upsample(
+            y = self.output_convs[i](cur_feat + self.upsample_step(
                 self.upsample_modules[i],
                 y,
                 guide=cur_feat,
-                host=type(self).__name__,
-                stage=i)
-            y = self.output_convs[i](cur_feat + fit_to_size(
-                up, cur_feat.shape[-2:]))
+                size=cur_feat.shape[-2:],
+                step=i))
         return self.mask_feature(y)
-
-    def _init_upsamplers(self) -> None:
-        # mmdet's init_weights re-initialises only its own convolutions and
-        # does not reach the children, so the upsamplers' init (e.g.
-        # PixelShufflePack's Xavier, CARAFE's N(0, 0.001) encoder) is
-        # applied here, after it.
-        if self.upsample_modules is None:
-            return
-        for layer in self.upsample_modules:
-            if hasattr(layer, 'init_weights'):
-                layer.init_weights()
 
 
 @MODELS.register_module()
@@ -123,7 +107,8 @@ class DySamplePixelDecoder(_LearnableTopDown, PixelDecoder):
 
     The upsamplers keep their own initialisation: :meth:`init_weights` runs
     mmdet's (``caffe2_xavier_init`` on its convolutions), then each
-    upsampler's ``init_weights``.
+    upsampler's ``init_weights``; neither building nor initialising them
+    draws from the global RNG.
 
     Args:
         in_channels (list[int] | tuple[int]): Channels of the input levels,
@@ -182,11 +167,6 @@ class DySamplePixelDecoder(_LearnableTopDown, PixelDecoder):
             act_cfg=act_cfg,
             init_cfg=init_cfg)
         self._build_upsamplers(upsample_cfg, feat_channels)
-
-    def init_weights(self) -> None:
-        """mmdet's initialisation, then the upsamplers' own."""
-        super().init_weights()
-        self._init_upsamplers()
 
     def forward(self, feats: List[Tensor],
                 batch_img_metas: List[dict]) -> Tuple[Tensor, Tensor]:
@@ -267,11 +247,6 @@ class DySampleTransformerEncoderPixelDecoder(_LearnableTopDown,
             positional_encoding=positional_encoding,
             init_cfg=init_cfg)
         self._build_upsamplers(upsample_cfg, feat_channels)
-
-    def init_weights(self) -> None:
-        """mmdet's initialisation, then the upsamplers' own."""
-        super().init_weights()
-        self._init_upsamplers()
 
     def forward(self, feats: List[Tensor],
                 batch_img_metas: List[dict]) -> Tuple[Tensor, Tensor]:
