@@ -38,7 +38,7 @@ warnings.filterwarnings('ignore', 'pkg_resources is deprecated',
                         UserWarning)
 import mmdysample  # noqa: E402,F401 (registers the upsamplers and hooks)
 from mmdysample.experiments import (  # noqa: E402
-    plan_sweep, report_sweep, run_sweep)
+    DEFAULT_MAIN_METRICS, plan_sweep, report_sweep, run_sweep)
 from mmdysample.experiments.claims import DEFAULT_TIMEOUT_S  # noqa: E402
 from mmdysample.experiments.progress import is_main_process  # noqa: E402
 from mmdysample.utils import (  # noqa: E402
@@ -71,8 +71,8 @@ def parse_args(argv=None):
         'work_dirs/compare_upsamplers_<config name>)')
     parser.add_argument(
         '--metric',
-        help='main metric (default: the first of coco/bbox_mAP, '
-        'coco/segm_mAP, coco/PQ, coco_panoptic/PQ, mIoU reported)')
+        help='main metric (default: the task\'s own, the first of '
+        f'{", ".join(DEFAULT_MAIN_METRICS)} reported)')
     parser.add_argument(
         '--shape',
         type=int,
