@@ -299,3 +299,20 @@ def test_the_published_fine_scenes_by_hand():
         assert paired['se'] == pytest.approx(se, abs=5e-4), name
         assert paired['significant'] is False, name
         assert summaries[name]['beyond_2se'] is True, name  # the old claim
+
+
+def test_the_sweeps_spread_is_pooled_over_the_upsamplers():
+    """Per-seed differences 1, 2, 3 (sd 1), 0, 2, 4 (sd 2) and, on two
+    seeds, 5, 7 (sd sqrt 2): pooled variance (2 x 1 + 2 x 4 + 1 x 2) / 5 =
+    2.4, spread 1.5492 at the usual three seeds: detectable 4.3027 x
+    1.5492 / sqrt(3) = 3.848; 1 point needs 12 seeds (t(10) 2.228 x 1.5492
+    / sqrt(11) = 1.041 > 1, t(11) 2.201 x 1.5492 / sqrt(12) = 0.984)."""
+    records = (runs('base', [0.0, 0.0, 0.0]) + runs('a', [1.0, 2.0, 3.0]) +
+               runs('b', [0.0, 2.0, 4.0]) + runs('c', [5.0, 7.0]))
+    stats = sweep_summary(summarize(records, ['base', 'a', 'b', 'c'], {}),
+                          'mIoU')
+    assert stats['spread_from'] == 'paired' and stats['upsamplers'] == 3
+    assert stats['spread'] == pytest.approx(math.sqrt(2.4))
+    assert stats['n'] == 3
+    assert stats['detectable'] == pytest.approx(3.848, abs=1e-3)
+    assert stats['seeds_for_one_point'] == 12
