@@ -278,8 +278,7 @@ def markdown(info: Dict, summaries: Sequence[Dict],
          f' ({NO_GROUND_TRUTH:g} in every run: the evaluator found no '
          'ground truth to measure it on).' if left_out else ''), '',
         '| upsampler | ' + ' | '.join(map(metric_label, keys)) + ' |',
-        '| --- ' *
-        (len(keys) + 1) + '|'
+        '| --- ' * (len(keys) + 1) + '|'
     ]
     for s in summaries:
         cells = []
@@ -319,8 +318,8 @@ def markdown(info: Dict, summaries: Sequence[Dict],
         'seeds, 4.30 for three, 2.78 for five). Verdict: better / worse '
         'where |t| exceeds it (lower is better for depth errors and '
         'latency), within noise where not, n/a with fewer than two paired '
-        'seeds. Each row is its own test: of k upsamplers no better than '
-        'the baseline, about 0.05 k pass by chance.',
+        'seeds. Each row is its own test: of k upsamplers no different '
+        'from the baseline, about 0.05 k pass by chance.',
         '- detectable Δ: threshold x paired SE, the smallest difference '
         'these seeds can tell from noise; "(baseline spread)" where fewer '
         'than two seeds pair up: t(n_b - 1) x std_b x sqrt(1/n + 1/n_b). '
