@@ -15,7 +15,9 @@ from mmdet.models.layers import PixelDecoder, TransformerEncoderPixelDecoder
 from mmdet.models.necks import FPN
 from mmengine.config import Config
 from mmengine.registry import MODELS as ROOT
+from mmengine.registry import DefaultScope
 from mmseg.models.decode_heads import MaskFormerHead, SegformerHead
+from mmseg.registry import MODELS as SEG_MODELS
 
 import mmdysample  # noqa: F401 (registers the hosts)
 from mmdysample.models import (DySampleFPN, DySampleMaskFormerHead,
@@ -32,6 +34,7 @@ FASTER_RCNN = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 SEGFORMER = 'mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py'
 MASKFORMER = 'mmseg::maskformer/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py'
 PSPNET = 'mmseg::pspnet/pspnet_r50-d8_4xb2-40k_cityscapes-512x1024.py'
+UPERNET = 'mmseg::upernet/upernet_r50_4xb4-80k_ade20k-512x512.py'
 SLIM_FPN = 'configs/faster_rcnn/faster-rcnn_r18_fpn_synthetic.py'
 
 
@@ -41,7 +44,7 @@ def stock_configs():
     bases)."""
     return {
         name: read_config(name)
-        for name in (FASTER_RCNN, SEGFORMER, MASKFORMER, PSPNET)
+        for name in (FASTER_RCNN, SEGFORMER, MASKFORMER, PSPNET, UPERNET)
     }
 
 
@@ -57,6 +60,10 @@ def test_drop_in_table_is_read_off_the_registries():
     assert table[TransformerEncoderPixelDecoder] is \
         DySampleTransformerEncoderPixelDecoder
     assert table[MaskFormerHead] is DySampleMaskFormerHead
+    names = {s.__name__: h.__name__ for s, h in table.items()}
+    for stock in ('UPerHead', 'DepthwiseSeparableASPPHead', 'FPNHead',
+                  'CSPNeXtPAFPN', 'YOLOXPAFPN', 'MSDeformAttnPixelDecoder'):
+        assert names[stock] == f'DySample{stock}'
     for stock, host in table.items():
         assert issubclass(host, stock)
         assert host.__module__.startswith('mmdysample.')
@@ -96,7 +103,7 @@ def test_upsampler_swaps_the_fpn(stock_configs):
 
 def test_without_upsampler_a_config_that_needs_nothing_is_left(
         stock_configs):
-    for name in (FASTER_RCNN, SEGFORMER, MASKFORMER, PSPNET):
+    for name in (FASTER_RCNN, SEGFORMER, MASKFORMER, PSPNET, UPERNET):
         cfg = fresh(stock_configs, name)
         assert swap_in_hosts(cfg, log=False) == []
         assert cfg.model == stock_configs[name].model, name
@@ -112,6 +119,25 @@ def test_upsample_cfg_on_a_stock_head_is_swapped(stock_configs):
         'model.decode_head: SegformerHead -> DySampleSegformerHead'
     ]
     assert cfg.model.decode_head.upsample_cfg == 'DySample-S+'
+
+
+def test_upsample_cfg_on_upernet_builds_the_host(stock_configs):
+    """``decode_head=dict(upsample_cfg='DySample')`` on mmseg's UPerNet
+    config: mmseg alone dies with ``unexpected keyword argument
+    'upsample_cfg'``; swapped, the head builds with one upsampler per
+    top-down step and the auxiliary head stays mmseg's."""
+    cfg = fresh(stock_configs, UPERNET)
+    cfg.model.decode_head.upsample_cfg = 'DySample'
+    assert swap_in_hosts(cfg, log=False) == [
+        'model.decode_head: UPerHead -> DySampleUPerHead'
+    ]
+    assert cfg.model.auxiliary_head.type == 'FCNHead'
+    head_cfg = dict(cfg.model.decode_head, channels=16, norm_cfg=None)
+    head_cfg['in_channels'] = [8, 16, 24, 32]
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        head = SEG_MODELS.build(head_cfg)
+    assert type(head).__name__ == 'DySampleUPerHead'
+    assert any(k.endswith('offset.weight') for k in head.state_dict())
 
 
 @pytest.mark.parametrize('value, swapped', [
