@@ -6,12 +6,14 @@ Not imported by ``import mmdysample``; the CLI is
 a config takes ``upsample_cfg``, the config of one run), ``runs`` (train
 and test one run), ``latency`` (the per-image timing hook), ``records``
 (the files of a run directory), ``complexity`` (+Params / +FLOPs, cached),
-``sweep`` (plan, resume, the loop), ``progress`` (what rank 0 prints, the
-ETA), ``results`` (mean, std, standard error, the summaries per
-upsampler), ``statistics`` (the paired difference to the baseline and its
-t test, the detectable difference, the seeds a difference needs, which
-metrics are lower-better), ``report`` (json / csv / md) and ``plot``
-(results.png).
+``sweep`` (plan, resume, the loop), ``claims`` (which process holds a
+run), ``coordination`` (what a process or rank does with a run),
+``result_files`` (results.* from the records on disk), ``progress`` (what
+rank 0 prints, the ETA), ``results`` (mean, std, standard error, the
+summaries per upsampler), ``statistics`` (the paired difference to the
+baseline and its t test, the detectable difference, the seeds a
+difference needs, which metrics are lower-better), ``report`` (json / csv
+/ md) and ``plot`` (results.png).
 """
 from .hosts import (config_for_run, find_upsample_hosts, known_upsamplers,
                     require_hosts)

@@ -27,14 +27,16 @@ Design:
   would have to relaunch the launcher for each of them.
 - **Several processes** (one per GPU, a Slurm array, several hosts on a
   shared filesystem) may run the same sweep on one work dir: before a run
-  starts, its process claims it (:mod:`.claims`); a run claimed by a live
-  process is skipped, one whose holder died is taken over. A process goes
-  over the runs again while it finds ones that are neither finished nor
-  held, so a process killed at any point blocks nothing. Under a launcher
+  starts, its process claims it (:mod:`.claims`, :mod:`.coordination`);
+  a run claimed by a live process is skipped, one whose holder died is
+  taken over. A process goes over the runs again while it finds ones that
+  are neither finished nor held, so a process killed at any point blocks
+  nothing. Under a launcher
   only rank 0 claims and broadcasts what it found, so every rank takes the
   same run. Whoever finishes a run rewrites the result files from the
   records on disk (those of the other processes included), so the last
-  one to finish leaves them complete; each file is replaced atomically.
+  one to finish leaves them complete; each file is replaced atomically
+  (:mod:`.result_files`).
 - **Finished means** ``metrics.json`` in the run dir. It is never repeated;
   a finished run made with another config (its digest differs) stops the
   sweep before training, since mixing the two would be silent.
@@ -52,35 +54,28 @@ Design:
   finished: the sweep then stops with the available keys (that run's
   ``metrics.json`` is kept).
 """
-import copy
 import os
 import os.path as osp
 import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence
 
-import torch
 from mmengine.config import Config
-from mmengine.dist import broadcast_object_list, init_dist, is_distributed
 from mmengine.utils import import_modules_from_strings
 
-from ..engine.atomic_backend import temp_path_for
 from ..utils import load_config
-from ..utils.runner import _prepare_cpu_distributed
 from . import claims
 from . import records as rec
 from . import runs
-from .complexity import cached_complexity
+from .coordination import decide, from_rank0, join_process_group
 from .hosts import (check_upsampler_names, config_digest, config_for_run,
                     format_path, require_hosts)
-from .plot import plot_results
 from .progress import eta, format_duration, is_main_process, print_line
-from .report import (RESULTS_CSV, RESULTS_JSON, RESULTS_MD, metric_keys, now,
-                     run_rows, write_results_csv, write_results_json,
-                     write_results_md)
-from .results import choose_main_metric, numeric_metrics, summarize
+from .report import RESULTS_CSV, RESULTS_JSON, RESULTS_MD, now
+from .result_files import write_results
+from .results import choose_main_metric, numeric_metrics
 
 
 @dataclass
@@ -289,109 +284,6 @@ def _failure(run: PlannedRun, err: Exception, seconds: float,
     return error
 
 
-def complexity_of(plan: SweepPlan, name: str) -> Dict:
-    """Params and FLOPs of ``name``'s model (cached in its directory)."""
-    run = next(r for r in plan.runs if r.upsampler == name)
-    cfg = copy.deepcopy(run.cfg)
-    cfg.pop('randomness', None)  # the counts do not depend on the seed
-    return cached_complexity(cfg, osp.dirname(run.run_dir),
-                             config_digest(cfg), plan.shape)
-
-
-def _disk_state(plan: SweepPlan) -> List[Tuple]:
-    """When each run's ``metrics.json`` and ``error.json`` last changed
-    (None: absent)."""
-
-    def changed(path):
-        try:
-            return os.stat(path).st_mtime_ns
-        except FileNotFoundError:
-            return None
-
-    return [(changed(osp.join(r.run_dir, rec.METRICS_FILE)),
-             changed(osp.join(r.run_dir, rec.ERROR_FILE))) for r in plan.runs]
-
-
-def _replace_atomically(write: Callable[[str], None], path: str) -> None:
-    """``write(tmp)`` to a unique file beside ``path``, then rename it
-    over ``path``: two processes writing at once leave one whole file."""
-    # The same extension: matplotlib picks the format by it.
-    tmp = temp_path_for(path) + osp.splitext(path)[1]
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def _write_results_once(plan: SweepPlan, main_metric: Optional[str]) -> Dict:
-    records = []
-    for run in plan.runs:
-        # From disk: other processes' runs finish there too.
-        record = rec.read_record(run.run_dir) or run.record
-        error = None if record else rec.read_error(run.run_dir)
-        if record or error:
-            records.append(record or error)
-    touched = {r['upsampler'] for r in records} | {plan.upsamplers[0]}
-    complexity = {
-        name: complexity_of(plan, name)
-        for name in plan.upsamplers if name in touched
-    }
-    summaries = summarize(records, plan.upsamplers, complexity)
-    rows = run_rows(records, summaries)
-    ok = [r for r in records if r['status'] == 'ok']
-    made = {(r['upsampler'], r['seed']) for r in records}
-    info = dict(
-        config=plan.config,
-        work_dir=plan.work_dir,
-        upsamplers=plan.upsamplers,
-        seeds=plan.seeds,
-        baseline=plan.upsamplers[0],
-        main_metric=main_metric,
-        hosts=[format_path(p) for p in plan.hosts],
-        complexity_shape=next((c.get('shape') for c in complexity.values()
-                               if c.get('shape')), None),
-        device=next(((r.get('latency') or {}).get('device') for r in ok),
-                    None),
-        created=now(),
-        pending=[[r.upsampler, r.seed] for r in plan.runs
-                 if (r.upsampler, r.seed) not in made])
-    out = plan.work_dir
-    # Each writer replaces its file atomically (report.py: atomic_write).
-    write_results_json(osp.join(out, RESULTS_JSON), info, rows, summaries)
-    write_results_csv(
-        osp.join(out, RESULTS_CSV), rows, metric_keys(summaries))
-    write_results_md(osp.join(out, RESULTS_MD), info, summaries, rows)
-    _replace_atomically(
-        lambda path: plot_results(
-            summaries,
-            main_metric,
-            plan.upsamplers[0],
-            path,
-            title=f"{main_metric or 'main metric'} against +Params: "
-            f'{osp.basename(plan.config)}, seeds {plan.seeds}'),
-        osp.join(out, 'results.png'))
-    return dict(info=info, summaries=summaries, rows=rows)
-
-
-def write_results(plan: SweepPlan, main_metric: Optional[str]) -> Dict:
-    """Write results.json / .csv / .md / .png for the runs so far.
-
-    The records are read from the run directories, so the runs other
-    processes finished are in the tables. A record that appears while the
-    files are written (another process finished a run) makes them be
-    written again: whichever process writes last leaves them complete.
-    """
-    for _ in range(len(plan.runs) + 1):
-        before = _disk_state(plan)
-        written = _write_results_once(plan, main_metric)
-        if _disk_state(plan) == before:
-            break
-    return written
-
-
 def _main_metric(plan: SweepPlan) -> Optional[str]:
     """The main metric from the first finished run (None before one)."""
     first = next((r.record for r in plan.runs if r.record), None)
@@ -421,71 +313,6 @@ def report_sweep(plan: SweepPlan,
         f'trained; results in {plan.work_dir}/{{{RESULTS_MD}, '
         f'{RESULTS_CSV}, {RESULTS_JSON}, results.png}}')
     return out
-
-
-def _join_process_group(launcher: str, cfg: Config) -> None:
-    """Set the launcher's process group up now, as the first Runner would
-    (which then keeps it), so that rank 0 can broadcast its claims."""
-    if launcher == 'none' or is_distributed():
-        return
-    cfg = copy.deepcopy(cfg)
-    cfg.launcher = launcher
-    if launcher == 'pytorch' and not torch.cuda.is_available():
-        _prepare_cpu_distributed(cfg)  # what build_runner does on CPU
-    else:
-        init_dist(launcher, **cfg.get('env_cfg', {}).get('dist_cfg', {}))
-
-
-def _from_rank0(obj):
-    """``obj`` of rank 0 on every rank (itself when not distributed)."""
-    if not is_distributed():
-        return obj
-    box = [obj]
-    broadcast_object_list(box, src=0)
-    return box[0]
-
-
-def _found(run: PlannedRun) -> Optional[Dict]:
-    """The run finished (``done``), or failed in another process since the
-    plan was made (``failed``); None otherwise."""
-    record = rec.read_record(run.run_dir)
-    if record:
-        return dict(action='done', record=record)
-    error = rec.read_error(run.run_dir)
-    if error and error != run.error:
-        return dict(action='failed', error=error)
-    return None
-
-
-def _decide(run: PlannedRun, timeout_s: float,
-            log: Callable[[str], None]) -> Tuple[Dict, Optional[Callable]]:
-    """What to do with ``run`` now (rank 0), and the claim's release when
-    this process is to train it.
-
-    Returns:
-        tuple: A dict whose ``action`` is ``'done'`` (with ``record``),
-        ``'failed'`` (``error``), ``'held'`` (``holder``: who holds it) or
-        ``'train'`` (``took_over``: None, or whose claim was taken over
-        and why); then the claim's ``release`` for ``'train'``, else None.
-    """
-    decision = _found(run)
-    if decision:
-        return decision, None
-    got = claims.try_claim(run.run_dir, timeout_s, log)
-    if got.claim is None:
-        view = got.holder
-        return dict(
-            action='held',
-            generation=view.generation,
-            holder=f'{claims.describe(view.info)}, heartbeat '
-            f'{format_duration(view.age_s)} ago'), None
-    decision = _found(run)  # finished by the holder just before we claimed
-    if decision:
-        got.claim.release()
-        return decision, None
-    dead = got.taken_over
-    took_over = dead and f'{claims.describe(dead.info)}: {dead.dead}'
-    return dict(action='train', took_over=took_over), got.claim.release
 
 
 def _train_one(plan: SweepPlan, index: int, head: str, main: bool,
@@ -563,7 +390,7 @@ def run_sweep(plan: SweepPlan,
         f"{', '.join(plan.upsamplers)} x seeds "
         f"{' '.join(map(str, plan.seeds))}) in {plan.work_dir}; "
         f"upsample_cfg of {', '.join(format_path(p) for p in plan.hosts)}")
-    _join_process_group(plan.launcher, plan.runs[0].cfg)
+    join_process_group(plan.launcher, plan.runs[0].cfg)
     trained, failed = [], []
     state = {}  # run index -> 'before', 'done', 'failed', 'held', 'ours'
     holders = {}  # run index -> the claim generation last reported
@@ -583,9 +410,9 @@ def run_sweep(plan: SweepPlan,
                 continue
             head = (f'[compare_upsamplers] run {index}/{total}: '
                     f'{run.upsampler} seed {run.seed}')
-            decision, release = (_decide(run, timeout_s, log) if main else
+            decision, release = (decide(run, timeout_s, log) if main else
                                  (None, None))
-            decision = _from_rank0(decision)
+            decision = from_rank0(decision)
             action = decision['action']
             if action == 'held':
                 state[index] = 'held'

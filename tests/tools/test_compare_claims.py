@@ -31,9 +31,8 @@ import pytest
 from train_helpers import (NO_BUILD, REPO, SEGFORMER, free_port,
                            tiny_seg_options, tool_env)
 
-from mmdysample.experiments import claims, plan_sweep, run_sweep
+from mmdysample.experiments import claims, plan_sweep, result_files, run_sweep
 from mmdysample.experiments import runs as runs_module
-from mmdysample.experiments import sweep as sweep_module
 
 TOOL = 'tools/analysis_tools/compare_upsamplers.py'
 PAIR = ['bilinear', 'DySample-S+']
@@ -263,7 +262,7 @@ def fake_runs(monkeypatch):
 
     monkeypatch.setattr(runs_module, 'train', train)
     monkeypatch.setattr(runs_module, 'test', test)
-    monkeypatch.setattr(sweep_module, 'complexity_of',
+    monkeypatch.setattr(result_files, 'complexity_of',
                         lambda plan, name: dict(params=100, flops=1e6))
     return dict(trained=trained, hooks=hooks)
 
@@ -374,7 +373,7 @@ def test_results_written_while_a_record_appears_are_written_again(
     whichever process writes last leaves them complete."""
     the_plan = plan(tmp_path)
     other_dir = tmp_path / 'DySample-S+' / 'seed_0'
-    write_md = sweep_module.write_results_md
+    write_md = result_files.write_results_md
 
     def md_while_another_finishes(path, info, summaries, rows):
         write_md(path, info, summaries, rows)
@@ -388,9 +387,9 @@ def test_results_written_while_a_record_appears_are_written_again(
                         status='ok',
                         metrics=dict(mIoU=42.0))))
 
-    monkeypatch.setattr(sweep_module, 'write_results_md',
+    monkeypatch.setattr(result_files, 'write_results_md',
                         md_while_another_finishes)
-    sweep_module.write_results(the_plan, 'mIoU')
+    result_files.write_results(the_plan, 'mIoU')
     results = json.loads((tmp_path / 'results.json').read_text())
     assert [r['upsampler'] for r in results['runs']] == ['DySample-S+']
     assert 'DySample-S+' in (tmp_path / 'results.md').read_text()
@@ -399,7 +398,7 @@ def test_results_written_while_a_record_appears_are_written_again(
 def test_a_plot_that_fails_midway_leaves_the_last_png_whole(
         fake_runs, tmp_path, monkeypatch):
     the_plan = plan(tmp_path)
-    sweep_module.write_results(the_plan, 'mIoU')
+    result_files.write_results(the_plan, 'mIoU')
     png = (tmp_path / 'results.png').read_bytes()
     assert png.startswith(b'\x89PNG')
 
@@ -408,9 +407,9 @@ def test_a_plot_that_fails_midway_leaves_the_last_png_whole(
             f.write(png[:100])
         raise OSError('killed mid-write')
 
-    monkeypatch.setattr(sweep_module, 'plot_results', torn)
+    monkeypatch.setattr(result_files, 'plot_results', torn)
     with pytest.raises(OSError, match='killed mid-write'):
-        sweep_module.write_results(the_plan, 'mIoU')
+        result_files.write_results(the_plan, 'mIoU')
     assert (tmp_path / 'results.png').read_bytes() == png
     assert not [n for n in os.listdir(tmp_path) if n.endswith('.tmp.png')]
 
@@ -521,13 +520,17 @@ def test_under_a_launcher_every_rank_follows_rank_0(data_root, tmp_path):
 
 def _slurm_here():
     """Why the Slurm test cannot run here, or '' when it can: sbatch
-    present, a controller answering, this host one of its idle nodes."""
+    present, a controller answering, this host one of its nodes."""
     if not shutil.which('sbatch'):
         return 'no sbatch (apt-get install slurm-wlm munge)'
-    ping = subprocess.run(['scontrol', 'ping'],
-                          stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT,
-                          text=True)
+    try:
+        ping = subprocess.run(['scontrol', 'ping'],
+                              stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT,
+                              text=True,
+                              timeout=60)
+    except subprocess.TimeoutExpired:
+        return 'scontrol ping did not answer within 60 s'
     if ping.returncode != 0 or 'UP' not in ping.stdout:
         return ('no Slurm controller answers (bash tools/misc/'
                 'slurm_local_cluster.sh start; export SLURM_CONF=...)')
@@ -540,9 +543,12 @@ def _slurm_here():
     return ''
 
 
+SLURM_MISSING = _slurm_here()
+
+
 @pytest.mark.slow
 @pytest.mark.slurm
-@pytest.mark.skipif(bool(_slurm_here()), reason=_slurm_here() or 'ready')
+@pytest.mark.skipif(bool(SLURM_MISSING), reason=SLURM_MISSING or 'ready')
 def test_a_slurm_array_trains_each_run_once(data_root, tmp_path):
     partition = subprocess.run(
         ['sinfo', '-h', '-N', '-n', socket.gethostname(), '-o', '%P'],
