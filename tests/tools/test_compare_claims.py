@@ -133,10 +133,10 @@ def test_another_hosts_claim_is_taken_over_when_its_heartbeat_is_stale(
 
 
 def test_the_heartbeat_keeps_a_claim_alive(tmp_path):
-    got = claims.try_claim(str(tmp_path), timeout_s=0.5)  # beat: 0.05 s
-    time.sleep(1.0)
-    view = claims.inspect(str(tmp_path), timeout_s=0.5)
-    assert view.active and view.dead is None and view.age_s < 0.5
+    got = claims.try_claim(str(tmp_path), timeout_s=3)  # beat: 0.3 s
+    time.sleep(4)
+    view = claims.inspect(str(tmp_path), timeout_s=3)
+    assert view.active and view.dead is None and view.age_s < 3
     got.claim.release()
 
 
@@ -207,11 +207,12 @@ def test_processes_racing_for_one_stale_claim_take_it_once(tmp_path):
 def test_a_claim_taken_over_is_lost_by_its_holder(tmp_path):
     lines = []
     got = claims.try_claim(str(tmp_path), timeout_s=0.5, log=lines.append)
-    # Another process with a much shorter timeout judges it dead.
-    path = got.claim.path
-    os.utime(path, (time.time() - 100, time.time() - 100))
-    other = claims.try_claim(str(tmp_path), timeout_s=10)
-    assert other.taken_over is not None
+    # Another process judged it dead (say, its clock ran ahead).
+    seen = claims.inspect(str(tmp_path))
+    assert seen.dead is None
+    seen.dead = 'judged dead elsewhere'
+    other = claims.take(seen)
+    assert other is not None
     deadline = time.time() + 10
     while not got.claim.lost and time.time() < deadline:
         time.sleep(0.02)
@@ -219,7 +220,7 @@ def test_a_claim_taken_over_is_lost_by_its_holder(tmp_path):
     assert lines and 'lost the claim' in lines[0]
     got.claim.release()  # leaves the new holder's claim alone
     assert names(tmp_path) == ['claim-0.released', 'claim-1.json']
-    other.claim.release()
+    other.release()
 
 
 @pytest.mark.parametrize('value, error', [(0, ValueError),
