@@ -30,6 +30,8 @@ FOLDERS = {
                       'DepthwiseSeparableASPPHead', 1),
     'sem_fpn': ('DySampleFPNHead', 'FPNHead', 6),
 }
+#: the zoo's decoder width, where the upsamplers work
+CHANNELS = {'upernet': 512, 'deeplabv3plus': 512, 'sem_fpn': 128}
 PRESETS = {
     'lpg4': 'DySample',
     'lpg4ds': 'DySample+',
@@ -65,35 +67,31 @@ def test_configs_are_collected():
     ]
 
 
-@pytest.mark.parametrize('path', ADE, ids=lambda p: p.stem)
-def test_ade_config_is_mmseg_with_our_head(path):
-    text = path.read_text()
-    (base, ) = [v for k, v in BASES.items() if path.stem.startswith(k)]
-    assert base in text and 'mmseg::' in text
-    cfg = Config.fromfile(path)
-    ours, _, _ = FOLDERS[path.parent.name]
-    assert cfg.custom_imports == dict(
-        imports=['mmdysample'], allow_failed_imports=False)
-    head = cfg.model.decode_head
-    assert head.type == ours
-    # set explicitly: compare_upsamplers finds the host by this key
-    assert head.upsample_cfg == dict(type=preset_of(path))
-    assert head.num_classes == 150
-    assert cfg.train_dataloader.dataset.type == 'ADE20KDataset'
-    assert cfg.crop_size == (512, 512)
-
-
 @pytest.fixture(scope='module')
 def stock_heads():
-    """Each family's stock decode head (built once), by config prefix."""
+    """Parameter counts of each family's stock decode head, built once."""
     return {}
 
 
 @pytest.mark.parametrize('path', ADE, ids=lambda p: p.stem)
-def test_parameter_delta_is_one_upsampler_per_step(path, stock_heads):
+def test_ade_config_is_mmseg_with_our_head(path, stock_heads):
+    text = path.read_text()
+    (base, ) = [v for k, v in BASES.items() if path.stem.startswith(k)]
+    assert base in text and 'mmseg::' in text
     cfg = Config.fromfile(path)
-    _, stock_type, steps = FOLDERS[path.parent.name]
+    ours, stock_type, steps = FOLDERS[path.parent.name]
+    assert cfg.custom_imports == dict(
+        imports=['mmdysample'], allow_failed_imports=False)
     head_cfg = cfg.model.decode_head.copy()
+    assert head_cfg.type == ours
+    # set explicitly: compare_upsamplers finds the host by this key
+    assert head_cfg.upsample_cfg == dict(type=preset_of(path))
+    assert head_cfg.num_classes == 150
+    assert head_cfg.channels == CHANNELS[path.parent.name]
+    assert cfg.train_dataloader.dataset.type == 'ADE20KDataset'
+    assert cfg.crop_size == (512, 512)
+
+    # the head builds; one upsampler per step is all it adds
     head_cfg.norm_cfg = dict(type='BN', requires_grad=True)
     key = path.stem.split('-dysample-')[0]
     if key not in stock_heads:
@@ -163,9 +161,8 @@ def test_readme_and_metafile_list_every_config(folder):
         model = models[path.stem]
         assert model['Config'] == f'configs/{folder}/{path.name}'
         _, _, steps = FOLDERS[folder]
-        channels = Config.fromfile(path).model.decode_head.channels
         per_step = sum(p.numel() for p in build_upsampler(
-            preset_of(path), channels).parameters())
+            preset_of(path), CHANNELS[folder]).parameters())
         assert model['Metadata']['Parameters vs stock'] == steps * per_step
         assert f'+{steps * per_step:,}' in readme
     for path in SYNTHETIC:
