@@ -53,8 +53,15 @@ def from_rank0(obj):
 
 def _found(run) -> Optional[Dict]:
     """The run finished (``done``), or failed in another process since the
-    plan was made (``failed``); None otherwise."""
+    plan was made (``failed``), or was finished by a process with another
+    config (``conflict``); None otherwise."""
     record = rec.read_record(run.run_dir)
+    if record and record.get('config_digest') != run.digest:
+        return dict(
+            action='conflict',
+            error=f'{run.run_dir} was finished meanwhile by a process with '
+            'another config or other --cfg-options; give each config its '
+            'own --work-dir')
     if record:
         return dict(action='done', record=record)
     error = rec.read_error(run.run_dir)
@@ -76,9 +83,11 @@ def decide(run, timeout_s: float,
 
     Returns:
         tuple: A dict whose ``action`` is ``'done'`` (with ``record``),
-        ``'failed'`` (``error``), ``'held'`` (``holder``: who holds it) or
-        ``'train'`` (``took_over``: None, or whose claim was taken over
-        and why); then the claim's ``release`` for ``'train'``, else None.
+        ``'failed'`` (``error``: the other process's record),
+        ``'conflict'`` (``error``: the message; the sweep must stop),
+        ``'held'`` (``holder``: who holds it) or ``'train'``
+        (``took_over``: None, or whose claim was taken over and why); then
+        the claim's ``release`` for ``'train'``, else None.
     """
     decision = _found(run)
     if decision:

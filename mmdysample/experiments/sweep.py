@@ -379,7 +379,8 @@ def run_sweep(plan: SweepPlan,
 
     Raises:
         ValueError: The main metric is not reported (after the first run
-            that finished; the message lists the keys that are), or
+            that finished; the message lists the keys that are), a run was
+            finished meanwhile by a process with another config, or
             ``claim_timeout_s`` is not positive.
     """
     timeout_s = claims.check_timeout(claim_timeout_s)
@@ -414,6 +415,8 @@ def run_sweep(plan: SweepPlan,
                                  (None, None))
             decision = from_rank0(decision)
             action = decision['action']
+            if action == 'conflict':  # on every rank, not only on 0
+                raise ValueError(decision['error'])
             if action == 'held':
                 state[index] = 'held'
                 if holders.get(index) != decision['generation']:

@@ -338,6 +338,7 @@ def test_a_run_finished_by_another_process_joins_the_tables(
         fake_runs, tmp_path):
     """The holder finishes its run while this process trains the other;
     the next pass finds it, and the results hold its record."""
+    the_plan = plan(tmp_path)
     other_dir = tmp_path / 'DySample-S+' / 'seed_0'
     claim = write_claim(other_dir, age_s=1)
     record = dict(
@@ -345,6 +346,7 @@ def test_a_run_finished_by_another_process_joins_the_tables(
         seed=0,
         status='ok',
         metrics=dict(mIoU=42.0),
+        config_digest=the_plan.runs[1].digest,
         train_time_s=1.0,
         wall_time_s=2.0,
         latency=dict(ms_per_image=1.0))
@@ -354,7 +356,7 @@ def test_a_run_finished_by_another_process_joins_the_tables(
         os.rename(claim, other_dir / 'claim-0.released')
 
     fake_runs['hooks']['train'] = other_finishes
-    out, log = sweep(plan(tmp_path))
+    out, log = sweep(the_plan)
     assert fake_runs['trained'] == [str(tmp_path / 'bilinear' / 'seed_0')]
     assert ('run 2/2: DySample-S+ seed 0: finished by another process '
             '(metrics.json present), skipped') in log
@@ -365,6 +367,29 @@ def test_a_run_finished_by_another_process_joins_the_tables(
     assert {r['upsampler']: r['metrics']['mIoU']
             for r in results['runs']} == {'bilinear': 10.0,
                                           'DySample-S+': 42.0}
+
+
+def test_a_run_finished_by_a_process_of_another_config_stops_the_sweep(
+        fake_runs, tmp_path):
+    """As the plan refuses finished runs of another config, so does the
+    loop when one appears meanwhile: mixing them would be silent."""
+    other_dir = tmp_path / 'DySample-S+' / 'seed_0'
+    write_claim(other_dir, age_s=1)
+
+    def other_finishes(run_dir):
+        (other_dir / 'metrics.json').write_text(
+            json.dumps(
+                dict(
+                    upsampler='DySample-S+',
+                    seed=0,
+                    status='ok',
+                    metrics=dict(mIoU=42.0),
+                    config_digest='another')))
+
+    fake_runs['hooks']['train'] = other_finishes
+    with pytest.raises(ValueError, match='finished meanwhile by a process '
+                       'with another config'):
+        sweep(plan(tmp_path))
 
 
 def test_results_written_while_a_record_appears_are_written_again(
