@@ -393,7 +393,9 @@ def run_sweep(plan: SweepPlan,
         f"upsample_cfg of {', '.join(format_path(p) for p in plan.hosts)}")
     join_process_group(plan.launcher, plan.runs[0].cfg)
     trained, failed = [], []
-    state = {}  # run index -> 'before', 'done', 'failed', 'held', 'ours'
+    # run index -> 'before', 'ours', 'held', or what another process did:
+    # 'done elsewhere', 'failed elsewhere'
+    state = {}
     holders = {}  # run index -> the claim generation last reported
     main_metric = _main_metric(plan)
     written = None
@@ -424,13 +426,15 @@ def run_sweep(plan: SweepPlan,
                 holders[index] = decision['generation']
                 continue
             if action == 'done':
-                state[index], run.record = 'done', decision['record']
+                state[index] = 'done elsewhere'
+                run.record = decision['record']
                 say(f'{head}: finished by another process '
                     f'({rec.METRICS_FILE} present), skipped')
                 main_metric = _main_metric(plan)
                 continue
             if action == 'failed':
-                state[index], run.error = 'failed', decision['error']
+                state[index] = 'failed elsewhere'
+                run.error = decision['error']
                 say(f"{head}: failed in another process "
                     f"({decision['error']['error']}), not retried now")
                 continue
@@ -458,26 +462,34 @@ def run_sweep(plan: SweepPlan,
     out = dict(trained=trained, failed=failed, held=held)
     if not main:
         return out
-    others = sum(1 for s in state.values() if s in ('done', 'failed'))
-    if written is None or others or held:
-        written = write_results(plan, main_metric)
+    if written is None or held or any('elsewhere' in s
+                                      for s in state.values()):
+        written = write_results(plan, main_metric)  # others' runs too
     out.update(written)
-    counts = [f'{len(trained)} trained now',
-              f"{sum(1 for s in state.values() if s == 'before')} done "
-              'before', f'{len(failed)} failed']
-    for key, what in (('done', 'finished by other processes'),
-                      ('failed', 'failed in other processes')):
+    _say_summary(plan, state, out, say)
+    return out
+
+
+def _say_summary(plan: SweepPlan, state: Dict[int, str], out: Dict,
+                 say: Callable[[str], None]) -> None:
+    """The closing lines: what this process did, what others did or
+    hold."""
+    counts = [
+        f"{len(out['trained'])} trained now",
+        f"{sum(1 for s in state.values() if s == 'before')} done before",
+        f"{len(out['failed'])} failed"
+    ]
+    for key, what in (('done elsewhere', 'finished by other processes'),
+                      ('failed elsewhere', 'failed in other processes'),
+                      ('held', 'held by other processes')):
         count = sum(1 for s in state.values() if s == key)
         if count:
             counts.append(f'{count} {what}')
-    if held:
-        counts.append(f'{len(held)} held by other processes')
-    say(f"[compare_upsamplers] {total} runs: {', '.join(counts)}; results "
-        f'in {plan.work_dir}/{{{RESULTS_MD}, {RESULTS_CSV}, '
+    say(f"[compare_upsamplers] {len(plan.runs)} runs: {', '.join(counts)}; "
+        f'results in {plan.work_dir}/{{{RESULTS_MD}, {RESULTS_CSV}, '
         f'{RESULTS_JSON}, results.png}}')
-    if held:
+    if out['held']:
         say('[compare_upsamplers] still held by other processes: '
-            f"{', '.join(f'{r.upsampler} seed {r.seed}' for r in held)}; "
-            'whoever finishes the last run rewrites the results whole '
+            f"{', '.join(f'{r.upsampler} seed {r.seed}' for r in out['held'])}"
+            '; whoever finishes the last run rewrites the results whole '
             '(--report-only shows them any time)')
-    return out
