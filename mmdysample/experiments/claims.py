@@ -60,7 +60,12 @@ _MAX_TRIES = 100
 
 
 def check_timeout(timeout_s: float) -> float:
-    """``timeout_s`` as a float, or ValueError naming it."""
+    """``timeout_s`` (``--claim-timeout``) as a float.
+
+    Raises:
+        TypeError: Not a number.
+        ValueError: Not positive.
+    """
     if isinstance(timeout_s, bool) or not isinstance(timeout_s,
                                                      (int, float)):
         raise TypeError(f'--claim-timeout must be a number of seconds, got '
@@ -134,8 +139,8 @@ def describe(info: Optional[Dict]) -> str:
     """
     if not info:
         return 'an unknown holder (unreadable claim)'
-    return f"{info.get('host')} pid {info.get('pid')} (since " \
-        f"{info.get('started')})"
+    return (f"{info.get('host')} pid {info.get('pid')} (since "
+            f"{info.get('started')})")
 
 
 def _judge(info: Optional[Dict], age_s: float,
@@ -169,6 +174,8 @@ def inspect(run_dir: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> View:
             info = json.loads(text)
         except ValueError:  # the O_EXCL fallback, written a moment later
             info = None
+        if not isinstance(info, dict):
+            info = None
         if not name.endswith(ACTIVE):
             return View(run_dir, generation, False, info)
         age = max(0.0, time.time() - mtime)
@@ -180,8 +187,8 @@ def inspect(run_dir: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> View:
 
 def _create(path: str, data: bytes) -> bool:
     """Create ``path`` holding ``data`` unless it exists (atomically)."""
-    tmp = f'{path}.{socket.gethostname()}.{os.getpid()}.' \
-        f'{uuid.uuid4().hex[:8]}.tmp'
+    tmp = (f'{path}.{socket.gethostname()}.{os.getpid()}.'
+           f'{uuid.uuid4().hex[:8]}.tmp')
     with open(tmp, 'xb') as f:
         f.write(data)
         f.flush()

@@ -132,6 +132,19 @@ def test_another_hosts_claim_is_taken_over_when_its_heartbeat_is_stale(
     got.claim.release()
 
 
+def test_an_unreadable_claim_is_judged_by_its_heartbeat(tmp_path):
+    path = tmp_path / 'claim-0.json'
+    path.write_text('[')  # not JSON (say, O_EXCL's file still empty)
+    view = claims.inspect(str(tmp_path), timeout_s=60)
+    assert view.info is None and view.dead is None and not view.free
+    assert claims.describe(view.info) == ('an unknown holder (unreadable '
+                                          'claim)')
+    os.utime(path, (time.time() - 120, time.time() - 120))
+    got = claims.try_claim(str(tmp_path), timeout_s=60)
+    assert got.taken_over.dead.startswith('no heartbeat for 12')
+    got.claim.release()
+
+
 def test_the_heartbeat_keeps_a_claim_alive(tmp_path):
     got = claims.try_claim(str(tmp_path), timeout_s=3)  # beat: 0.3 s
     time.sleep(4)
@@ -252,8 +265,8 @@ def fake_runs(monkeypatch):
             train_log=None)
 
     def test(cfg, run_dir, checkpoint):
-        bonus = 1.0 if osp.basename(osp.dirname(run_dir)) != 'bilinear' \
-            else 0.0
+        name = osp.basename(osp.dirname(run_dir))
+        bonus = 0.0 if name == 'bilinear' else 1.0
         seed = int(osp.basename(run_dir).split('_')[1])
         return dict(
             metrics=dict(mIoU=10.0 + seed + bonus),
@@ -289,8 +302,8 @@ def test_a_run_held_by_a_live_process_is_skipped_and_named(
         rf'run 2/2: DySample-S\+ seed 0: claimed by {ELSEWHERE} pid 4242 '
         r'\(since earlier\), heartbeat \d s ago, skipped', log), log
     assert log.count('claimed by') == 1  # the second pass says it once
-    assert '1 trained now, 0 done before, 0 failed, 1 held by other ' \
-        'processes' in log
+    assert ('1 trained now, 0 done before, 0 failed, 1 held by other '
+            'processes') in log
     assert 'still held by other processes: DySample-S+ seed 0' in log
     assert [r.upsampler for r in out['held']] == ['DySample-S+']
     results = json.loads((tmp_path / 'results.json').read_text())
@@ -360,8 +373,8 @@ def test_a_run_finished_by_another_process_joins_the_tables(
     assert fake_runs['trained'] == [str(tmp_path / 'bilinear' / 'seed_0')]
     assert ('run 2/2: DySample-S+ seed 0: finished by another process '
             '(metrics.json present), skipped') in log
-    assert '1 trained now, 0 done before, 0 failed, 1 finished by other ' \
-        'processes' in log
+    assert ('1 trained now, 0 done before, 0 failed, 1 finished by other '
+            'processes') in log
     results = json.loads((tmp_path / 'results.json').read_text())
     assert results['pending'] == []
     assert {r['upsampler']: r['metrics']['mIoU']
