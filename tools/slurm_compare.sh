@@ -18,6 +18,10 @@ CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SBATCH_ARGS=${SBATCH_ARGS:-""}
 PYTHON=${PYTHON:-python}
 TOOLS=$(dirname "$0")
+if ! [[ "$TASKS" =~ ^[1-9][0-9]*$ ]]; then
+    echo "TASKS must be a positive integer, got '$TASKS'" >&2
+    exit 2
+fi
 GRES=()
 if [ "$GPUS_PER_TASK" -gt 0 ]; then
     GRES=(--gres=gpu:"$GPUS_PER_TASK")
