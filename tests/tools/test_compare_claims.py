@@ -113,11 +113,16 @@ def test_a_claim_whose_process_is_gone_is_taken_over(tmp_path):
     assert names(tmp_path) == ['claim-1.released']
 
 
+@pytest.mark.skipif(not osp.isdir('/proc'), reason='needs /proc (Linux)')
 def test_a_zombie_counts_as_gone(tmp_path):
     proc = subprocess.Popen(['true'])
     deadline = time.time() + 10
     while claims.pid_running(proc.pid) and time.time() < deadline:
-        time.sleep(0.01)  # exited but not reaped: a zombie
+        time.sleep(0.01)
+    # Exited but not reaped: the pid still answers kill(pid, 0).
+    with open(f'/proc/{proc.pid}/stat') as f:
+        assert f.read().rsplit(')', 1)[1].split()[0] == 'Z'
+    os.kill(proc.pid, 0)
     assert not claims.pid_running(proc.pid)
     proc.wait()
 
