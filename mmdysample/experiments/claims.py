@@ -24,8 +24,10 @@ link, and a lost reply is detected by the unique file's link count
 (2: the link was made). A reader therefore never sees a partial claim.
 Filesystems without hard links fall back to ``O_CREAT | O_EXCL``.
 
-**Dead holders.** A holder is dead when it runs on this host and its pid
-is gone (or a zombie), or, on any host, when its heartbeat is older than
+**Dead holders.** A holder is dead when it runs on this host, in this
+process's pid namespace (containers sharing the host's name, as with
+``--network host``, each have their own), and its pid is gone (or a
+zombie), or, on any host, when its heartbeat is older than
 ``timeout`` seconds (``--claim-timeout``, default 600). The second rule
 compares the file's modification time with this host's clock: the hosts'
 clocks must agree to well within the timeout (NTP does).
@@ -96,6 +98,15 @@ def pid_running(pid: int) -> bool:
         return True
 
 
+def pid_namespace() -> Optional[str]:
+    """This process's pid namespace (Linux: ``'pid:[4026531836]'``), or
+    None where there is none to read."""
+    try:
+        return os.readlink('/proc/self/ns/pid')
+    except OSError:
+        return None
+
+
 def _claim_files(run_dir: str) -> List[Tuple[int, str]]:
     """``(generation, name)`` of every claim file, oldest first."""
     try:
@@ -147,6 +158,7 @@ def _judge(info: Optional[Dict], age_s: float,
            timeout_s: float) -> Optional[str]:
     """Why the holder of a claim is dead, or None when it may be alive."""
     if (info and info.get('host') == socket.gethostname()
+            and info.get('pid_ns') == pid_namespace()
             and isinstance(info.get('pid'), int)
             and not pid_running(info['pid'])):
         return f"its process {info['pid']} is gone"
@@ -316,6 +328,7 @@ def take(view: View,
     info = dict(
         host=socket.gethostname(),
         pid=os.getpid(),
+        pid_ns=pid_namespace(),
         started=datetime.datetime.now().astimezone().isoformat(
             timespec='seconds'),
         token=uuid.uuid4().hex,

@@ -48,11 +48,17 @@ def dead_pid():
 
 
 def write_claim(run_dir, generation=0, age_s=0.0, **info):
-    """A claim file as another process would have made it."""
+    """A claim file as another process would have made it (by default on
+    another host; given this host, in this pid namespace)."""
     os.makedirs(run_dir, exist_ok=True)
     path = osp.join(run_dir, f'claim-{generation}.json')
     info = dict(
-        dict(host=ELSEWHERE, pid=4242, started='earlier', token='t'), **info)
+        dict(
+            host=ELSEWHERE,
+            pid=4242,
+            pid_ns=claims.pid_namespace(),
+            started='earlier',
+            token='t'), **info)
     with open(path, 'w') as f:
         json.dump(info, f)
     when = time.time() - age_s
@@ -73,6 +79,7 @@ def test_a_claim_is_made_whole_then_released_as_a_tombstone(tmp_path):
     info = json.loads((tmp_path / 'claim-0.json').read_text())
     assert info['host'] == socket.gethostname()
     assert info['pid'] == os.getpid()
+    assert info['pid_ns'] == claims.pid_namespace()
     assert info['started'] and len(info['token']) == 32
     assert names(tmp_path) == ['claim-0.json']  # no temporary file left
     got.claim.release()
@@ -125,6 +132,15 @@ def test_a_zombie_counts_as_gone(tmp_path):
     os.kill(proc.pid, 0)
     assert not claims.pid_running(proc.pid)
     proc.wait()
+
+
+def test_a_pid_of_another_pid_namespace_is_not_looked_up(tmp_path):
+    """A container sharing this host's name has its own pids: a pid gone
+    here says nothing about it; only the heartbeat does."""
+    write_claim(tmp_path, host=socket.gethostname(), pid=dead_pid(),
+                pid_ns='pid:[1]')
+    got = claims.try_claim(str(tmp_path))
+    assert got.claim is None and got.holder.dead is None
 
 
 def test_another_hosts_claim_is_taken_over_when_its_heartbeat_is_stale(
