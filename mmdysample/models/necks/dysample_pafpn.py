@@ -158,8 +158,6 @@ class LearnablePAFPN(UpsampleSteps):
         return f'upsample_cfg={self.upsample_cfg!r}'
 
 
-
-
 @MODELS.register_module()
 class DySampleCSPNeXtPAFPN(LearnablePAFPN, CSPNeXtPAFPN):
     """RTMDet's CSPNeXtPAFPN whose top-down steps take any upsampler.
@@ -221,7 +219,7 @@ class DySampleCSPNeXtPAFPN(LearnablePAFPN, CSPNeXtPAFPN):
                  expand_ratio: float = 0.5,
                  upsample_cfg: Union[str, ConfigType] = dict(
                      scale_factor=2, mode='nearest'),
-                 conv_cfg: bool = None,
+                 conv_cfg: Optional[ConfigType] = None,
                  norm_cfg: ConfigType = dict(
                      type='BN', momentum=0.03, eps=0.001),
                  act_cfg: ConfigType = dict(type='Swish'),
@@ -325,4 +323,3 @@ class DySampleYOLOXPAFPN(LearnablePAFPN, YOLOXPAFPN):
             act_cfg=act_cfg,
             init_cfg=init_cfg)
         self._build_upsamplers(upsample_cfg)
-
