@@ -36,14 +36,16 @@ def complexity_of(plan, name: str) -> Dict:
 
 
 def _disk_state(plan) -> List[Tuple]:
-    """When each run's ``metrics.json`` and ``error.json`` last changed
-    (None: absent)."""
+    """Which version of each run's ``metrics.json`` and ``error.json`` is
+    there (None: absent). Both are replaced atomically, so a new one is a
+    new inode even where the clock is too coarse to tell them apart."""
 
     def changed(path):
         try:
-            return os.stat(path).st_mtime_ns
+            stat = os.stat(path)
         except FileNotFoundError:
             return None
+        return stat.st_ino, stat.st_mtime_ns
 
     return [(changed(osp.join(r.run_dir, rec.METRICS_FILE)),
              changed(osp.join(r.run_dir, rec.ERROR_FILE))) for r in plan.runs]
