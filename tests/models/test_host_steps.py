@@ -60,6 +60,16 @@ class Probe(GuidedUpsampler):
         return up * torch.sigmoid(self.gate(guide))
 
 
+class SameWidthProbe(Probe):
+    """A probe that, like FreqFusion, reads a guide only at its own width."""
+
+    def __init__(self, in_channels, scale_factor=2, guide_channels=None):
+        if guide_channels not in (None, in_channels):
+            raise ValueError(f'guide_channels={guide_channels} must equal '
+                             f'in_channels={in_channels}')
+        super().__init__(in_channels, scale_factor, guide_channels)
+
+
 def feats(dtype=torch.float32, grad=False):
     gen = torch.Generator().manual_seed(0)
     return [
@@ -129,7 +139,8 @@ def aspp_reference(head, xs, up):
     x = xs[1]
     pooled = bilinear(head.image_pool(x), x.shape[2:])
     aspp = head.bottleneck(torch.cat([pooled, *head.aspp_modules(x)], 1))
-    # a guided step reads the c1 input brought to the head's width
+    # a guided step reads the c1 input (brought to the head's width for an
+    # upsampler that cannot read it otherwise)
     guide = xs[0]
     if head.upsample_guide is not None:
         guide = head.upsample_guide(guide)
@@ -222,10 +233,12 @@ def weighted_sum(outs):
                for o in outs)
 
 
-@pytest.mark.parametrize('host', list(HOSTS))
-def test_guided_gradients_equal_float64_reference(host):
+@pytest.mark.parametrize('host,probe', [(host, Probe) for host in HOSTS] + [
+    ('DySampleDepthwiseSeparableASPPHead', SameWidthProbe)
+])
+def test_guided_gradients_equal_float64_reference(host, probe):
     spec = HOSTS[host]
-    module = spec.build(dict(type=Probe)).double().eval()
+    module = spec.build(dict(type=probe)).double().eval()
     params = [p for p in module.parameters() if p.requires_grad]
     xs = feats(torch.float64, grad=True)
     outs = spec.run(module, xs)

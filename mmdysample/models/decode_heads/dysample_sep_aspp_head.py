@@ -43,15 +43,14 @@ class DySampleDepthwiseSeparableASPPHead(UpsampleSteps,
       :func:`~mmdysample.models.align.fit_to_size`.
 
     An upsampler that reads a guide (FADE, SAPA-B, IndexNet, A2U,
-    FreqFusion) is guided by the ``c1`` features (``inputs[0]``, 256
-    channels for ResNet) brought to ``channels`` by a 1x1 ``ConvModule``
-    with the head's conv / norm / act configs, ``upsample_guide``, built
-    only for such an upsampler and counted with it. No map of the stock head
-    fits every guided layer at the zoo's widths: the ``c1`` projection has
-    48 channels (A2U's and SAPA-B's GroupNorm(32) do not divide them), and
-    FreqFusion adds its guide to the upsampled map, so it needs the guide at
-    the upsampled width (512); with the projection the step has the form of
-    an FPN step and every guided upsampler builds with its defaults.
+    FreqFusion) is guided by the ``c1`` features themselves (``inputs[0]``,
+    ``c1_in_channels`` wide: 256 for ResNet), not by their 48-channel
+    projection, which A2U's and SAPA-B's GroupNorm(32) do not divide. A
+    guided upsampler that cannot read a guide of that width (FreqFusion
+    adds its guide to its output, so it needs the guide at the upsampled
+    width; GroupNorm(32) on narrow ``c1`` features) reads them brought to
+    ``channels`` by a 1x1 ``ConvModule`` with the head's conv / norm / act
+    configs, ``upsample_guide``, built for it only and counted with it.
 
     With ``c1_in_channels=0`` there is no decoder and no step: a learnable
     ``upsample_cfg`` is then a ``ValueError``. The upsampler's parameters
@@ -112,9 +111,19 @@ class DySampleDepthwiseSeparableASPPHead(UpsampleSteps,
         self.upsample_guide = None
         if not learnable:
             return
-        self.upsample_modules = self.build_steps(
-            upsample_cfg, self.channels, [self.upsample_scale])
-        if needs_guide(upsampler_type(upsample_cfg)):
+        try:
+            self.upsample_modules = self.build_steps(
+                upsample_cfg,
+                self.channels, [self.upsample_scale],
+                guide_channels=[c1_in_channels])
+        except ValueError:
+            if not needs_guide(upsampler_type(upsample_cfg)):
+                raise
+            # It cannot read a guide c1_in_channels wide: give it one at
+            # its own width (an error that is not about the guide's width
+            # is raised again here).
+            self.upsample_modules = self.build_steps(
+                upsample_cfg, self.channels, [self.upsample_scale])
             with isolated_rng():
                 self.upsample_guide = ConvModule(
                     c1_in_channels,
@@ -126,7 +135,7 @@ class DySampleDepthwiseSeparableASPPHead(UpsampleSteps,
 
     def upsample_slots(self) -> list:
         """``upsample_modules[0]`` (the ASPP output to ``c1``'s size) and,
-        for a guided one, ``upsample_guide``."""
+        where there is one, ``upsample_guide``."""
         slots = slots_of(self.upsample_modules)
         if self.upsample_guide is not None:
             slots.append((self, 'upsample_guide'))

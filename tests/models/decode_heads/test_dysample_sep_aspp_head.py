@@ -128,12 +128,14 @@ def test_default_equals_stock(sizes, align_corners):
 def test_every_upsampler_trains_at_zoo_channels(name):
     head = Head(**head_cfg(upsample_cfg=name, **ZOO))
     (layer, ) = head.upsample_modules
-    if getattr(layer, 'needs_guide', False):
-        # guided by the c1 features (256 channels) brought to 512
+    if name == 'FreqFusion':
+        # it adds its guide to its output: the c1 features brought to 512
         assert layer.guide_channels == 512
         assert head.upsample_guide.conv.in_channels == 256
     else:
+        # the others read the c1 features (256 channels) themselves
         assert head.upsample_guide is None
+        assert getattr(layer, 'guide_channels', 256) == 256
     feats = two_levels(256, 16, ODD_SIZES[:2])
     out = check_trains(head, feats)
     assert out.shape == (2, 5, *ODD_SIZES[0])
@@ -200,7 +202,7 @@ def test_wrong_guide_is_a_value_error_naming_host_and_step():
     feats = two_levels(8, 16, [(40, 40), (10, 10)])
     with pytest.raises(ValueError,
                        match=r'DySampleDepthwiseSeparableASPPHead stage 0: '
-                       r'the guide of shape \(2, 16, 40, 40\)'):
+                       r'the guide of shape \(2, 8, 40, 40\)'):
         head(feats)
 
 
