@@ -16,11 +16,12 @@ PORT=${PORT:-6817}
 CONF=$DIR/slurm.conf
 
 stop_pid_file() {
-    local file=$1
-    if [ -f "$file" ] && kill -0 "$(cat "$file")" 2>/dev/null; then
-        kill "$(cat "$file")"
+    local file=$1 pid
+    pid=$(cat "$file" 2>/dev/null || true)
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill "$pid"
         for _ in $(seq 50); do
-            kill -0 "$(cat "$file")" 2>/dev/null || break
+            kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
     fi
