@@ -121,6 +121,20 @@ def test_default_equals_stock(sizes, align_corners):
     assert count_params(head) == count_params(stock)
 
 
+@pytest.mark.parametrize('align_corners', [False, True])
+def test_bilinear_step_equals_stock_on_a_2x_pair(align_corners):
+    """The learnable path, pinned to the stock forward: a x2 bilinear layer
+    where the stock head resizes to exactly twice the size."""
+    cfg = head_cfg(align_corners=align_corners)
+    stock = randomize_(DepthwiseSeparableASPPHead(**cfg)).eval()
+    head = Head(upsample_cfg=dict(type='bilinear',
+                                  align_corners=align_corners), **cfg).eval()
+    head.load_state_dict(stock.state_dict(), strict=True)
+    feats = two_levels(8, 16, [(32, 42), (16, 21)], batch=1)
+    with torch.no_grad():
+        assert torch.equal(head(feats), stock(feats))
+
+
 # ---------------------------------------------------------------------------
 # every upsampler at the zoo's channels
 # ---------------------------------------------------------------------------
