@@ -8,12 +8,14 @@ import math
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.nn as nn
 from mmdet.models.necks import CSPNeXtPAFPN, YOLOXPAFPN
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptMultiConfig
 from mmengine.model import ModuleList
 from torch import Tensor
 
+from ..builder import upsampler_type
 from ..steps import UpsampleSteps, slots_of
 
 #: The stock necks' ``upsample_cfg``: ``nn.Upsample`` keyword arguments.
@@ -41,6 +43,37 @@ def is_learnable_pafpn(upsample_cfg: Union[str, dict]) -> bool:
         return 'type' in upsample_cfg
     raise TypeError('upsample_cfg must be a str or a dict, got '
                     f'{type(upsample_cfg).__name__}: {upsample_cfg!r}')
+
+
+def refuse_merged_cfg(upsample_cfg: Union[str, dict]) -> None:
+    """Refuse an upsampler config merged with ``nn.Upsample`` arguments.
+
+    mmdet's YOLOX configs set ``upsample_cfg=dict(scale_factor=2,
+    mode='nearest')``; a config that inherits one and overrides it with
+    ``dict(type='DySample')`` gets the merged dict, whose ``mode`` the
+    upsampler does not take.
+
+    Raises:
+        ValueError: ``upsample_cfg`` has a ``type`` other than an
+            ``nn.Upsample`` one and a ``mode`` or ``size``.
+
+    Example:
+        >>> refuse_merged_cfg(dict(type='nearest', mode='nearest'))
+        >>> refuse_merged_cfg(dict(type='DySample', mode='nearest'))
+        Traceback (most recent call last):
+        ...
+        ValueError: upsample_cfg={'type': 'DySample', 'mode': 'nearest'} ...
+    """
+    if not isinstance(upsample_cfg, dict) or 'type' not in upsample_cfg:
+        return
+    stray = [key for key in ('mode', 'size') if key in upsample_cfg]
+    if stray and upsampler_type(upsample_cfg) is not nn.Upsample:
+        raise ValueError(
+            f'upsample_cfg={upsample_cfg!r} mixes an upsampler type with '
+            f'nn.Upsample arguments {stray}: a config that inherits mmdet\'s '
+            'YOLOX neck (upsample_cfg=dict(scale_factor=2, mode=\'nearest\'))'
+            ' merges the two dicts. Name the upsampler instead '
+            '(upsample_cfg=\'DySample\') or add _delete_=True to the dict')
 
 
 class LearnablePAFPN(UpsampleSteps):
@@ -92,6 +125,7 @@ class LearnablePAFPN(UpsampleSteps):
             upsample_cfg.copy()
             if isinstance(upsample_cfg, dict) else upsample_cfg)
         self.upsample_modules: Optional[ModuleList] = None
+        refuse_merged_cfg(upsample_cfg)
         if is_learnable_pafpn(upsample_cfg):
             # the stock shared nn.Upsample is not used on this path
             self.upsample = None
@@ -197,6 +231,8 @@ class DySampleCSPNeXtPAFPN(LearnablePAFPN, CSPNeXtPAFPN):
     Raises:
         TypeError: ``upsample_cfg`` is neither a str nor a dict.
         KeyError: ``upsample_cfg`` names no registered upsampler.
+        ValueError: ``upsample_cfg`` mixes a ``type`` with ``nn.Upsample``
+            arguments (see :func:`refuse_merged_cfg`).
 
     Example:
         >>> import torch
@@ -282,6 +318,8 @@ class DySampleYOLOXPAFPN(LearnablePAFPN, YOLOXPAFPN):
     Raises:
         TypeError: ``upsample_cfg`` is neither a str nor a dict.
         KeyError: ``upsample_cfg`` names no registered upsampler.
+        ValueError: ``upsample_cfg`` mixes a ``type`` with ``nn.Upsample``
+            arguments (see :func:`refuse_merged_cfg`).
 
     Example:
         >>> import torch

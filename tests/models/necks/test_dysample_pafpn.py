@@ -348,6 +348,25 @@ def test_bad_upsample_cfg(host, cfg, exc, match):
         host(IN_CHANNELS, 8, upsample_cfg=cfg)
 
 
+def test_config_merged_with_mmdet_yolox_upsample_cfg_is_refused(tmp_path):
+    """mmdet's YOLOX config sets nn.Upsample kwargs; a dict with ``type``
+    inheriting it merges with them: a ValueError that says what to do."""
+    from mmengine import Config
+    base = tmp_path / 'base.py'
+    base.write_text('neck = dict(upsample_cfg=dict(scale_factor=2, '
+                    "mode='nearest'))\n")
+    child = tmp_path / 'child.py'
+    child.write_text("_base_ = './base.py'\n"
+                     "neck = dict(upsample_cfg=dict(type='DySample'))\n")
+    cfg = Config.fromfile(child).neck.upsample_cfg
+    assert cfg == dict(scale_factor=2, mode='nearest', type='DySample')
+    with pytest.raises(ValueError, match="Name the upsampler instead"):
+        DySampleYOLOXPAFPN(IN_CHANNELS, 8, upsample_cfg=cfg)
+    # nn.Upsample types take a mode; a name replaces the dict
+    neck(DySampleYOLOXPAFPN, dict(type='bilinear', mode='bilinear'))
+    neck(DySampleYOLOXPAFPN, 'DySample')
+
+
 @pytest.mark.parametrize('host', list(HOSTS))
 def test_wrong_number_of_inputs(host):
     ours = neck(host, 'DySample')
