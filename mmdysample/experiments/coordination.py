@@ -17,7 +17,7 @@ import torch
 from mmengine.config import Config
 from mmengine.dist import broadcast_object_list, init_dist, is_distributed
 
-from ..utils.runner import _prepare_cpu_distributed
+from ..utils.runner import prepare_cpu_distributed
 from . import claims
 from . import records as rec
 from .progress import format_duration
@@ -37,7 +37,7 @@ def join_process_group(launcher: str, cfg: Config) -> None:
     cfg = copy.deepcopy(cfg)
     cfg.launcher = launcher
     if launcher == 'pytorch' and not torch.cuda.is_available():
-        _prepare_cpu_distributed(cfg)  # what build_runner does on CPU
+        prepare_cpu_distributed(cfg)  # what build_runner does on CPU
     else:
         init_dist(launcher, **cfg.get('env_cfg', {}).get('dist_cfg', {}))
 

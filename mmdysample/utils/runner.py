@@ -153,7 +153,7 @@ def _write_checkpoints_atomically(cfg: Config) -> None:
     ckpt.backend_args = dict(backend='atomic_local')
 
 
-def _prepare_cpu_distributed(cfg: Config) -> None:
+def prepare_cpu_distributed(cfg: Config) -> None:
     """Let mmengine's ``pytorch`` launcher run on machines without CUDA.
 
     mmengine 0.10 calls ``torch.cuda.set_device`` before it creates the
@@ -211,7 +211,7 @@ def release_distributed(finished: bool = False) -> None:
 
 def build_runner(cfg: Config) -> Runner:
     """Build the default Runner, or the config's ``runner_type``."""
-    _prepare_cpu_distributed(cfg)
+    prepare_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)
