@@ -37,6 +37,8 @@ from typing import Iterator, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 from mmengine.model import ModuleList
+from mmengine.model.weight_init import (PretrainedInit, initialize,
+                                        update_init_info)
 from torch import Tensor
 
 from .align import fit_to_size
@@ -105,7 +107,6 @@ def init_upsampler(layer: nn.Module, host: str = 'host') -> None:
     with isolated_rng():
         layer.init_weights()
     if hasattr(layer, '_params_init_info'):
-        from mmengine.model.weight_init import update_init_info
         update_init_info(
             layer,
             init_info=f'Initialized by its own `init_weights` in {host} '
@@ -117,7 +118,6 @@ def _split_pretrained(init_cfg) -> Tuple[list, list]:
     if not init_cfg:
         return [], []
     cfgs = [init_cfg] if isinstance(init_cfg, dict) else list(init_cfg)
-    from mmengine.model.weight_init import PretrainedInit
     pretrained = [
         c for c in cfgs
         if c.get('type') == 'Pretrained' or c.get('type') is PretrainedInit
@@ -243,7 +243,6 @@ class UpsampleSteps:
         for layer in layers:
             init_upsampler(layer, type(self).__name__)
         if pretrained:
-            from mmengine.model.weight_init import initialize
             initialize(self, pretrained)
 
 
