@@ -47,9 +47,9 @@ def test_train_then_test(model, data_root, tmp_path):
     train(config, work_dir, options)
     ckpt = (work_dir / 'last_checkpoint').read_text().strip()
     state = weights(ckpt)
-    # trained: two AdamW steps moved the offsets off their N(0, 0.001) init
-    assert key in state and state[key].abs().max() > 0
-    assert state[key].std() < 0.01  # and the neck's Kaiming init left it
+    # saved under the host's keys, with DySample's N(0, 0.001) offset init
+    # (two small steps later): the model's Kaiming / Xavier init missed it
+    assert key in state and 0 < state[key].std() < 0.01
 
     test_dir = tmp_path / 'test'
     log = run([
