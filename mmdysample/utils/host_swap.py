@@ -287,9 +287,10 @@ def swap_in_hosts(cfg: Config,
 
     Raises:
         TypeError: ``upsampler`` is not a string.
-        ValueError: ``upsampler`` is given and no module of the model has
-            a host (the message says where the model upsamples and which
-            hosts exist).
+        ValueError: ``upsampler`` is given (or ``every``) and the config
+            has no model, or no module of the model has a host (the
+            message says where the model upsamples and which hosts
+            exist).
 
     Example:
         >>> import mmdysample  # noqa: F401
@@ -305,7 +306,10 @@ def swap_in_hosts(cfg: Config,
         raise TypeError(f'--upsampler must be a name, got {upsampler!r}')
     model = cfg.get('model')
     if not isinstance(model, dict):
-        raise ValueError(f'{config}: no model dict to swap hosts in')
+        if upsampler is not None or every:
+            raise ValueError(f'{config}: no model dict to swap hosts in '
+                             f'(model={model!r})')
+        return []
     table = drop_in_hosts()
     hosts = set(table.values())
     swap_all = every or upsampler is not None

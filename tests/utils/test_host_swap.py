@@ -202,6 +202,13 @@ def test_no_host_is_an_error_that_says_where_the_model_upsamples(
     ]
 
 
+def test_a_config_without_model_needs_nothing():
+    cfg = Config(dict(work_dir='w'))
+    assert swap_in_hosts(cfg, log=False) == []
+    with pytest.raises(ValueError, match='no model dict'):
+        swap_in_hosts(cfg, 'DySample', log=False)
+
+
 def test_upsampler_must_be_a_name(stock_configs):
     with pytest.raises(TypeError, match='--upsampler'):
         swap_in_hosts(fresh(stock_configs, FASTER_RCNN), 3, log=False)
