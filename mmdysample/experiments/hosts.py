@@ -149,31 +149,48 @@ def config_for_run(cfg: Config, hosts: Sequence[Path], upsampler: str,
 
     Every host's ``upsample_cfg`` becomes ``upsampler`` (a name, as
     :func:`~mmdysample.models.build_upsampler` takes it: extra arguments
-    of the original dict, such as DySample's ``groups``, are dropped; for
-    :data:`STOCK`, :func:`stock_upsample_cfg`, the host's own upsampling)
-    and ``randomness.seed`` becomes ``seed`` (its other keys kept).
+    of the original dict, such as DySample's ``groups``, are dropped) and
+    ``randomness.seed`` becomes ``seed`` (its other keys kept). For
+    :data:`STOCK`, a host keeps an ``upsample_cfg`` in the stock module's
+    own form (None, or interpolation keywords such as mmdet's
+    ``dict(mode='bilinear')``) and otherwise takes
+    :func:`stock_upsample_cfg`, its class's default.
 
     Example:
         >>> cfg = Config(dict(model=dict(neck=dict(
         ...     type='DySampleFPN', upsample_cfg=dict(type='DySample',
         ...                                           groups=2))),
-        ...     randomness=dict(seed=0, deterministic=True)))
+        ...     randomness=dict(seed=0, deterministic=True),
+        ...     default_scope='mmdet'))
         >>> run = config_for_run(cfg, [('neck', )], 'bilinear', 3)
         >>> run.model.neck.upsample_cfg, run.randomness.seed
         ('bilinear', 3)
         >>> run.randomness.deterministic, cfg.model.neck.upsample_cfg.groups
         (True, 2)
+        >>> config_for_run(cfg, [('neck', )], 'stock', 3).model.neck
+        {'type': 'DySampleFPN', 'upsample_cfg': {'mode': 'nearest'}}
+        >>> cfg.model.neck.upsample_cfg = dict(mode='bilinear')
+        >>> config_for_run(cfg, [('neck', )], 'stock', 3).model.neck
+        {'type': 'DySampleFPN', 'upsample_cfg': {'mode': 'bilinear'}}
     """
     cfg = copy.deepcopy(cfg)
     for path in hosts:
         host = _node(cfg.model, path)
-        host['upsample_cfg'] = (
-            stock_upsample_cfg(host, cfg.get('default_scope'))
-            if upsampler == STOCK else upsampler)
+        if upsampler != STOCK:
+            host['upsample_cfg'] = upsampler
+        elif not _is_stock_form(host.get('upsample_cfg')):
+            host['upsample_cfg'] = stock_upsample_cfg(
+                host, cfg.get('default_scope'))
     randomness = dict(cfg.get('randomness') or {})
     randomness['seed'] = seed
     cfg.randomness = randomness
     return cfg
+
+
+def _is_stock_form(upsample_cfg: Any) -> bool:
+    """None or interpolation keywords: the stock module's own resize."""
+    return upsample_cfg is None or (isinstance(upsample_cfg, dict)
+                                    and 'type' not in upsample_cfg)
 
 
 def stock_upsample_cfg(host: dict, scope: Any = None) -> Any:
