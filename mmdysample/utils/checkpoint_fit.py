@@ -28,9 +28,10 @@ from mmengine.logging import print_log
 
 #: The command-line switch of the tools that restores lenient loading.
 ALLOW_PARTIAL_FLAG = '--allow-partial-checkpoint'
-#: Attributes under which our FPN neck (``upsample_modules``) and SegFormer
-#: head (``upsamplers``) keep their upsamplers.
-UPSAMPLER_ATTRS = ('upsample_modules', 'upsamplers')
+#: Attributes under which our hosts keep their upsamplers (the steps'
+#: ``upsample_modules``, the SegFormer head's ``upsamplers``) and the
+#: layers that exist only for them (DeepLabV3+'s ``upsample_guide``).
+UPSAMPLER_ATTRS = ('upsample_modules', 'upsamplers', 'upsample_guide')
 #: How many keys a message names per kind of mismatch.
 MAX_NAMED = 5
 #: As mmengine's ``Runner.load_checkpoint``: strip a DDP ``module.`` prefix.
@@ -94,11 +95,26 @@ def checkpoint_state_dict(
 
 
 def _upsampler_prefixes(model: nn.Module) -> List[str]:
+    """The modules of ``model`` a checkpoint's upsampler weights may sit
+    under: its DySample layers, and its parameter-free resizes
+    (``nn.Upsample``, mmseg's ``Upsample``), which a host such as Semantic
+    FPN's replaces in place by a learnable upsampler of the same name."""
     from mmdysample.models.upsamplers import DySample
+    kinds = (DySample, nn.Upsample) + _stock_resizes()
     return [
         name + '.' for name, module in model.named_modules()
-        if isinstance(module, DySample)
+        if name and isinstance(module, kinds)
     ]
+
+
+def _stock_resizes() -> tuple:
+    """mmseg's ``Upsample`` wrapper (Semantic FPN's ``scale_heads``),
+    where mmseg is installed."""
+    try:
+        from mmseg.models.utils import Upsample
+    except ImportError:
+        return ()
+    return (Upsample, )
 
 
 def _is_upsampler_key(key: str, prefixes: Sequence[str]) -> bool:

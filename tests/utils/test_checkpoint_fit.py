@@ -252,3 +252,27 @@ class TestHook:
     def test_bad_argument(self):
         with pytest.raises(TypeError, match='allow_partial'):
             CheckpointFitHook(allow_partial=1)
+
+
+def test_upsampler_weights_in_place_of_a_stock_resize_are_an_error():
+    """Semantic FPN's host puts its upsamplers where the stock head has a
+    parameter-free ``nn.Upsample`` (``scale_heads.<i>.<j>``): loaded into
+    the stock head, a DySample checkpoint's upsampler weights have no place
+    and must not be dropped silently."""
+    from mmseg.models.decode_heads import FPNHead
+
+    from mmdysample.models.decode_heads import DySampleFPNHead
+    args = dict(
+        in_channels=[8, 8, 8, 8],
+        in_index=[0, 1, 2, 3],
+        feature_strides=[4, 8, 16, 32],
+        channels=8,
+        num_classes=3)
+    stock = FPNHead(**args)
+    ours = DySampleFPNHead(upsample_cfg='DySample', **args)
+    fit = compare_state_dict(stock, ours.state_dict())
+    assert fit.missing == [] and fit.unexpected == []
+    assert fit.unexpected_upsampler == [
+        k for k in ours.state_dict() if k not in stock.state_dict()
+    ]
+    assert any(k.startswith('scale_heads.3.') for k in fit.unexpected_upsampler)
