@@ -100,12 +100,13 @@ def isolated_rng() -> Iterator[None]:
 
 
 def init_upsampler(layer: nn.Module, host: str = 'host') -> None:
-    """Apply an upsampler's own ``init_weights``, if it has one, under an
-    isolated RNG, and record it in mmengine's init bookkeeping."""
+    """Apply an upsampler's own ``init_weights``, if it has one, and record
+    it in mmengine's init bookkeeping (the caller isolates the RNG: one
+    block for all of a host's upsamplers, so that steps of one shape do
+    not start from the same draws)."""
     if not hasattr(layer, 'init_weights'):
         return
-    with isolated_rng():
-        layer.init_weights()
+    layer.init_weights()
     if hasattr(layer, '_params_init_info'):
         update_init_info(
             layer,
@@ -136,7 +137,7 @@ class UpsampleSteps:
 
     def build_steps(self,
                     upsample_cfg: UpsampleConfig,
-                    in_channels: int,
+                    in_channels: Union[int, Sequence[int]],
                     scale_factors: Sequence[int],
                     guide_channels: Optional[Sequence[Optional[int]]] = None
                     ) -> ModuleList:
@@ -145,7 +146,8 @@ class UpsampleSteps:
         Args:
             upsample_cfg (str | dict): A registered name or a dict with
                 ``type``.
-            in_channels (int): Channels of the maps the steps upsample.
+            in_channels (int | Sequence[int]): Channels of the maps the
+                steps upsample: one for all, or one per step.
             scale_factors (Sequence[int]): The ratio of each step.
             guide_channels (Sequence[int | None], optional): Channels of
                 each step's guide, for the upsamplers that read one; None
@@ -158,14 +160,16 @@ class UpsampleSteps:
         """
         if guide_channels is None:
             guide_channels = [None] * len(scale_factors)
+        if isinstance(in_channels, int):
+            in_channels = [in_channels] * len(scale_factors)
         with isolated_rng():
             return ModuleList([
                 build_upsampler(
                     upsample_cfg,
-                    in_channels,
+                    channels,
                     scale_factor=scale,
-                    guide_channels=guide)
-                for scale, guide in zip(scale_factors, guide_channels)
+                    guide_channels=guide) for channels, scale, guide in zip(
+                        in_channels, scale_factors, guide_channels)
             ])
 
     def upsample_step(self,
@@ -240,8 +244,9 @@ class UpsampleSteps:
             for (parent, name), layer in zip(slots, layers):
                 parent._modules[name] = layer
             self.init_cfg = init_cfg
-        for layer in layers:
-            init_upsampler(layer, type(self).__name__)
+        with isolated_rng():
+            for layer in layers:
+                init_upsampler(layer, type(self).__name__)
         if pretrained:
             initialize(self, pretrained)
 

@@ -437,3 +437,17 @@ def test_hosts_copy_cleanly():
     clone = copy.deepcopy(module)
     clone.load_state_dict(module.state_dict(), strict=True)
     assert [type(m) for m in clone.upsample_layers()] == [DySample] * 6
+
+
+def test_steps_of_one_shape_start_from_different_draws():
+    """All of a host's upsamplers are initialised in one isolated block:
+    the three DySample steps of an FPN (one shape) get different initial
+    offsets, not three copies of the same draws."""
+    module = HOSTS['DySampleFPNHead'].build('DySample')
+    module.init_weights()
+    offsets = [m.offset.weight for m in module.upsample_layers()]
+    assert len(offsets) == 6
+    for i, a in enumerate(offsets):
+        for b in offsets[i + 1:]:
+            if a.shape == b.shape:
+                assert not torch.equal(a, b)

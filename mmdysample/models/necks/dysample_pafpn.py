@@ -129,11 +129,10 @@ class LearnablePAFPN(UpsampleSteps):
         if is_learnable_pafpn(upsample_cfg):
             # the stock shared nn.Upsample is not used on this path
             self.upsample = None
-            # one build per step: the steps' channels differ
-            self.upsample_modules = ModuleList([
-                self.build_steps(upsample_cfg, channels, [2])[0]
-                for channels in self.in_channels[:-1]
-            ])
+            # the steps' channels differ: one per step
+            self.upsample_modules = self.build_steps(
+                upsample_cfg, list(self.in_channels[:-1]),
+                [2] * (len(self.in_channels) - 1))
 
     def upsample_slots(self) -> list:
         """``upsample_modules[i]``: the step from level ``i + 1`` to ``i``.
