@@ -18,15 +18,14 @@ import copy
 
 import pytest
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 pytest.importorskip('mmdet')
 pytest.importorskip('mmseg')
 
 import mmdysample  # noqa: E402,F401 (registers everything)
+from host_checks import Probe  # noqa: E402
 from mmdysample import DySample  # noqa: E402
-from mmdysample.models import GuidedUpsampler  # noqa: E402
 from mmdysample.models.decode_heads import (  # noqa: E402
     DySampleDepthwiseSeparableASPPHead, DySampleFPNHead,
     DySampleSegformerHead, DySampleUPerHead)
@@ -43,21 +42,6 @@ ENCODER = dict(
     layer_cfg=dict(
         self_attn_cfg=dict(embed_dims=C, num_heads=2, batch_first=True),
         ffn_cfg=dict(embed_dims=C, feedforward_channels=64)))
-
-
-class Probe(GuidedUpsampler):
-    """Nearest x2 of ``x`` gated by a learnable map of the guide: both
-    inputs, and the gate's weights, get a gradient."""
-
-    def __init__(self, in_channels, scale_factor=2, guide_channels=None):
-        super().__init__(in_channels, scale_factor, guide_channels)
-        self.gate = nn.Conv2d(self.guide_channels, in_channels, 1)
-
-    def forward(self, x, guide):
-        self.check_guide(x, guide)
-        s = self.scale_factor
-        up = x.repeat_interleave(s, 2).repeat_interleave(s, 3)
-        return up * torch.sigmoid(self.gate(guide))
 
 
 class SameWidthProbe(Probe):

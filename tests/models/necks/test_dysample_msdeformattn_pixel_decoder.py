@@ -11,7 +11,7 @@ pytest.importorskip('mmdet')
 from mmdet.models.layers import MSDeformAttnPixelDecoder  # noqa: E402
 from mmdet.registry import MODELS  # noqa: E402
 from mmengine.config import ConfigDict  # noqa: E402
-from neck_checks import (UPSAMPLERS, Probe, check_trains,  # noqa: E402
+from host_checks import (UPSAMPLERS, Probe, check_trains,  # noqa: E402
                          count_params, make_feats, randomize_, same_signature,
                          weighted_sum)
 

@@ -10,7 +10,7 @@ pytest.importorskip('mmdet')
 from mmcv.cnn.bricks import DepthwiseSeparableConvModule  # noqa: E402
 from mmdet.models.necks import CSPNeXtPAFPN, YOLOXPAFPN  # noqa: E402
 from mmdet.registry import MODELS  # noqa: E402
-from neck_checks import (UPSAMPLERS, Probe, check_trains,  # noqa: E402
+from host_checks import (UPSAMPLERS, Probe, check_trains,  # noqa: E402
                          count_params, make_feats, randomize_, same_signature,
                          weighted_sum)
 

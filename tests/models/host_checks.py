@@ -1,7 +1,8 @@
 # Copyright (c) mmdysample contributors. All rights reserved.
-"""What the tests of the RTMDet / YOLOX PAFPN and Mask2Former pixel decoder
-hosts share: inputs, random weights, the upsamplers to run, a guided probe,
-and the checks that a host trains and keeps the stock signature."""
+"""What the tests of the hosts share (the necks' and the decode heads',
+``tests/models/conftest.py`` puts this folder on the path): inputs, random
+weights, the upsamplers to run, a guided probe, and the checks that a host
+trains and keeps the stock signature."""
 import inspect
 
 import torch
