@@ -23,8 +23,8 @@ from mmengine.config import Config
 # ``dict(mode='nearest')``; DySampleSegformerHead: None, one bilinear
 # resize per level, the paper's SegFormer baseline; the pixel decoders:
 # None, mmdet's nearest).
-from ..utils.host_swap import (STOCK, default_upsample_cfg, no_host_error,
-                               swap_in_hosts)
+from ..utils.host_swap import (STOCK, default_upsample_cfg, format_path,
+                               no_host_error, swap_in_hosts)
 
 #: Names :func:`~mmdysample.models.build_upsampler` builds that
 #: :func:`~mmdysample.models.list_upsamplers` does not list (transposed
@@ -47,20 +47,6 @@ def _walk(node: Any, path: Path):
     elif isinstance(node, (list, tuple)):
         for index, value in enumerate(node):
             yield from _walk(value, path + (index, ))
-
-
-def format_path(path: Path) -> str:
-    """``('decode_head', 'pixel_decoder')`` -> ``'model.decode_head.pixel_
-    decoder'``; list indices as ``[i]``.
-
-    Example:
-        >>> format_path(('roi_head', 'mask_head', 0))
-        'model.roi_head.mask_head[0]'
-    """
-    text = 'model'
-    for part in path:
-        text += f'[{part}]' if isinstance(part, int) else f'.{part}'
-    return text
 
 
 def find_upsample_hosts(model_cfg: Any) -> List[Path]:

@@ -190,7 +190,14 @@ def _walk(node: Any, path: Path, scope: Optional[str]):
             yield from _walk(value, path + (index, ), scope)
 
 
-def _format(path: Path) -> str:
+def format_path(path: Path) -> str:
+    """``('decode_head', 'pixel_decoder')`` -> ``'model.decode_head.pixel_
+    decoder'``; list indices as ``[i]``.
+
+    Example:
+        >>> format_path(('roi_head', 'mask_head', 0))
+        'model.roi_head.mask_head[0]'
+    """
     text = 'model'
     for part in path:
         text += f'[{part}]' if isinstance(part, int) else f'.{part}'
@@ -239,7 +246,7 @@ def where_it_upsamples(model_cfg: dict,
             continue
         if _UPSAMPLING.search(source):
             name = module.__name__.replace('.', '/') + '.py'
-            found.append(f'{_format(path)} ({cls.__name__}: {name})')
+            found.append(f'{format_path(path)} ({cls.__name__}: {name})')
     return found
 
 
@@ -330,7 +337,7 @@ def swap_in_hosts(cfg: Config,
         path, node, cls, _ = nodes[index]
         host = table[cls]
         node['type'] = _host_type(node['type'], host)
-        changes.append(f'{_format(path)}: {cls.__name__} -> {host.__name__}')
+        changes.append(f'{format_path(path)}: {cls.__name__} -> {host.__name__}')
     targets = []
     for index, (path, node, cls, _) in enumerate(nodes):
         host = table[cls] if index in chosen else cls
@@ -344,7 +351,7 @@ def swap_in_hosts(cfg: Config,
                 node['upsample_cfg'] = upsampler
             elif index not in as_stock:
                 node['upsample_cfg'] = default_upsample_cfg(host)
-            changes.append(f'{_format(path)}.upsample_cfg={upsampler!r}')
+            changes.append(f'{format_path(path)}.upsample_cfg={upsampler!r}')
     elif every:
         for _, path, node, host in targets:
             if 'upsample_cfg' not in node:

@@ -7,8 +7,9 @@
 #   export SLURM_CONF=DIR/slurm.conf      # what start prints; then sbatch ...
 #   bash tools/misc/slurm_local_cluster.sh stop [DIR]
 # DIR (default $TMPDIR/mmdysample-slurm, $TMPDIR being /tmp when unset)
-# holds the config, state, logs and pid files. PORT (default 6817; slurmd uses PORT+1). The node is this host as
-# `slurmd -C` describes it, in the partition `local`.
+# holds the config, state, logs and pid files. PORT (default 6817; slurmd
+# uses PORT+1). The node is this host as `slurmd -C` describes it, in the
+# partition `local`.
 set -euo pipefail
 ACTION=${1:-}
 DIR=$(realpath -m "${2:-${TMPDIR:-/tmp}/mmdysample-slurm}")
