@@ -1,5 +1,6 @@
 # Copyright (c) mmdysample contributors. All rights reserved.
-"""Evaluation: boundary IoU (bIoU) for semantic segmentation.
+"""Evaluation: boundary IoU (bIoU) for semantic segmentation, and depth
+metrics with their inputs checked.
 
 The band computation needs only numpy, OpenCV and torch. The metric
 registers in mmseg's ``METRICS`` and is imported only when mmseg is
@@ -18,5 +19,5 @@ __all__ = [
 ]
 
 if find_spec('mmseg') is not None:
-    from .metrics import BoundaryIoUMetric  # noqa: F401
-    __all__.append('BoundaryIoUMetric')
+    from .metrics import BoundaryIoUMetric, CheckedDepthMetric  # noqa: F401
+    __all__ += ['BoundaryIoUMetric', 'CheckedDepthMetric']
