@@ -1,15 +1,21 @@
 # Copyright (c) mmdysample contributors. All rights reserved.
 """Dataset utilities of mmdysample.
 
-The data checks (:func:`CheckedDataset`, :class:`CheckSegLabels`) are
-registered on import. The synthetic dataset generator is imported lazily, so
-that ``python -m mmdysample.datasets.synthetic`` runs without importing the
+The data checks (:func:`CheckedDataset`, :class:`CheckSegLabels`) and,
+where mmseg is installed, DepthFormer's NYU transforms (:class:`NYUCrop`,
+:class:`ColorAug`) are registered on import. The synthetic dataset
+generator is imported lazily, so that ``python -m mmdysample.datasets.synthetic`` runs without importing the
 module twice and importing this package stays cheap.
 """
 import importlib
+from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any, List
 
 from .checks import CheckedDataset, CheckSegLabels, check_files_exist
+
+if find_spec('mmseg') is not None:
+    # DepthFormer's NYU training transforms, in mmseg's TRANSFORMS
+    from .depth_transforms import ColorAug, NYUCrop  # noqa: F401
 
 if TYPE_CHECKING:  # pragma: no cover
     from .synthetic import (ADE_METAINFO, COCO_METAINFO, PANOPTIC_CLASSES,
