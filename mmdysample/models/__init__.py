@@ -4,7 +4,8 @@
 The DySample family needs only torch and mmengine. The FPN neck and the
 MaskFormer pixel decoders register in mmdet's registry (the decoders in the
 root one too), the SegFormer, UPerNet, DeepLabV3+, Semantic FPN and MaskFormer
-heads in mmseg's; each is
+heads and DepthFormer's parts (:mod:`.depth` and its DenseDepthHead) in
+mmseg's; each is
 imported only when its host is installed (the MaskFormer head needs both),
 so mmdysample works with either host alone. An error
 inside our own integration code is not swallowed.
@@ -41,6 +42,11 @@ if find_spec('mmseg') is not None:
     __all__ += [
         'DySampleDepthwiseSeparableASPPHead', 'DySampleFPNHead',
         'DySampleSegformerHead', 'DySampleUPerHead'
+    ]
+    from .decode_heads import DenseDepthHead  # noqa: F401
+    from .depth import DepthFormerSwin, HAHIHeteroNeck, SigLoss  # noqa: F401
+    __all__ += [
+        'DenseDepthHead', 'DepthFormerSwin', 'HAHIHeteroNeck', 'SigLoss'
     ]
     if find_spec('mmdet') is not None:
         from .decode_heads import DySampleMaskFormerHead  # noqa: F401

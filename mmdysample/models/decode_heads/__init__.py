@@ -1,6 +1,7 @@
 # Copyright (c) mmdysample contributors. All rights reserved.
 """mmseg integration: decode heads that take an ``upsample_cfg``: SegFormer,
-UPerNet, DeepLabV3+ and Semantic FPN (and MaskFormer's, see below).
+UPerNet, DeepLabV3+, Semantic FPN, DepthFormer's DenseDepth decoder (depth
+estimation) and MaskFormer's (see below).
 
 Importing this package needs mmseg; it registers the heads in mmseg's
 ``MODELS`` registry. The MaskFormer head builds on mmdet's (as mmseg's own
@@ -8,13 +9,14 @@ does) and is there only when mmdet is installed too.
 """
 from importlib.util import find_spec
 
+from .dense_depth_head import DenseDepthHead
 from .dysample_fpn_head import DySampleFPNHead
 from .dysample_segformer_head import DySampleSegformerHead
 from .dysample_sep_aspp_head import DySampleDepthwiseSeparableASPPHead
 from .dysample_uper_head import DySampleUPerHead
 
 __all__ = [
-    'DySampleDepthwiseSeparableASPPHead', 'DySampleFPNHead',
+    'DenseDepthHead', 'DySampleDepthwiseSeparableASPPHead', 'DySampleFPNHead',
     'DySampleSegformerHead', 'DySampleUPerHead'
 ]
 
