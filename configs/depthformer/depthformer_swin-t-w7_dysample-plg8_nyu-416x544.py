@@ -1,0 +1,7 @@
+# DySample-S (PL: pixel shuffle, then a linear offset layer; 8 groups,
+# static scope)
+# in the four x2 steps of DepthFormer's DenseDepth decoder.
+# Everything else is the bilinear row's (Table 9).
+_base_ = './depthformer_swin-t-w7_bilinear_nyu-416x544.py'
+
+model = dict(decode_head=dict(upsample_cfg=dict(type='DySample-S')))

@@ -1,0 +1,6 @@
+# FADE (decoder and encoder features fused into the kernels) in the four x2
+# steps of DepthFormer's DenseDepth decoder, the skip as its encoder feature.
+# Everything else is the bilinear row's (Table 9).
+_base_ = './depthformer_swin-t-w7_bilinear_nyu-416x544.py'
+
+model = dict(decode_head=dict(upsample_cfg=dict(type='FADE')))

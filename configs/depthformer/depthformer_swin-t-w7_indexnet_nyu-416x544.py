@@ -1,0 +1,6 @@
+# IndexNet (holistic index, the paper's setting) in the four x2 steps of
+# DepthFormer's DenseDepth decoder, its indices predicted from the skip.
+# Everything else is the bilinear row's (Table 9).
+_base_ = './depthformer_swin-t-w7_bilinear_nyu-416x544.py'
+
+model = dict(decode_head=dict(upsample_cfg=dict(type='IndexNet')))
