@@ -89,6 +89,13 @@ class DepthFormerSwin(SwinTransformer):
         self.add_module(self.norm_stem_name, norm)
         self.relu = nn.ReLU(inplace=True)
 
+    def train(self, mode: bool = True) -> 'DepthFormerSwin':
+        """Train / eval mode, keeping the frozen stages frozen; returns the
+        module (mmseg's ``SwinTransformer.train`` returns None, which
+        breaks ``model = DepthFormerSwin(...).eval()``)."""
+        super().train(mode)
+        return self
+
     @property
     def out_channels(self) -> List[int]:
         """Channels of the outputs: the stem's, then the Swin levels'."""
