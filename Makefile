@@ -47,13 +47,14 @@ PY    := $(BIN)/python
 PIP   := $(PY) -m pip
 STAMP := $(VENV)/.mmdysample-installed
 
-.PHONY: help install test demo data data-fine clean-venv gpu-check gpu-wheels
+.PHONY: help install test demo data data-fine data-depth clean-venv gpu-check gpu-wheels
 
 help:
 	@echo "make install  - create $(VENV) with torch, mmcv (built from source), mmdet, mmseg and mmdysample"
 	@echo "make test     - install, then run the whole test suite"
 	@echo "make data     - write the built-in synthetic dataset under data/synthetic"
 	@echo "make data-fine - write its fine-scenes kind (thin parts, small objects) under data/synthetic_fine"
+	@echo "make data-depth - write the built-in depth data (rooms, NYU Depth V2 layout) under data/synthetic_depth"
 	@echo "make demo     - install, generate data, train + test DySample Faster R-CNN on it"
 	@echo "make gpu-check  - on a CUDA machine: $(GPU_VENV) without mmcv/mmdet/mmseg, the gpu tests and the CUDA benchmark (< 8 min)"
 	@echo "make gpu-wheels - download into $(WHEEL_DIR) the wheels an offline gpu-check needs (then GPU_CHECK_WHEELS=$(WHEEL_DIR))"
@@ -108,6 +109,10 @@ data: install
 data-fine: install
 	$(PY) tools/misc/generate_synthetic_data.py --scenes fine \
 	    --out data/synthetic_fine
+
+data-depth: install
+	$(PY) tools/misc/generate_synthetic_data.py --scenes depth \
+	    --out data/synthetic_depth
 
 # Train DySample Faster R-CNN on the built-in data (about 10 min on 2 CPU
 # cores), then evaluate the checkpoint it saved with tools/test.py.

@@ -38,6 +38,25 @@ swap ``data_root``::
         annotations/training/ADE_train_00000001.png ...   uint8 labels
         annotations/validation/ADE_val_00000001.png ...
 
+The depth data (``scenes='depth'``, ``--scenes depth``, written to
+``data/synthetic_depth`` by default) is another kind of scene: indoor box
+rooms with furniture seen by a camera with NYU Depth V2's intrinsics
+(:mod:`.rooms`), written in the layout of mmseg's ``NYUDataset``
+(:mod:`.nyu`) and in no other format::
+
+    <out_dir>/
+      meta.json
+      nyu/
+        images/train/bedroom_0001.jpg ...        RGB images (JPEG)
+        images/test/office_0001.jpg ...
+        annotations/train/bedroom_0001.png ...   uint16 depth in mm
+        annotations/test/office_0001.png ...
+
+A config reads it with ``data_root='data/synthetic_depth/nyu'`` and
+``data_prefix=dict(img_path='images/train',
+depth_map_path='annotations/train')`` (``test`` for the held-out split),
+and ``LoadDepthAnnotation(depth_rescale_factor=1e-3)`` for metres.
+
 ADE labels follow the ADE20K convention used with ``reduce_zero_label=True``:
 value ``0`` is "other" (ignored; this generator never writes it) and
 value ``k`` (``1 <= k <= len(SEG_CLASSES)``) is ``SEG_CLASSES[k - 1]``
@@ -61,11 +80,14 @@ The parts, each depending only on those above it:
 ``fine_shapes.py``    the fine things: small shapes, rings, crosses
 ``scenes.py``         :class:`Scene`, :func:`render_scene`,
                       :func:`render_fine_scene`, :data:`SCENE_KINDS`
+``rooms.py``          the depth data's rooms: :func:`render_room`, a
+                      ray-caster giving an image and its z-depth
 ``masks.py``          boxes, COCO polygons, panoptic id colours of masks
 ``files.py``          deterministic image / label / JSON writers
 ``coco.py``           COCO images and instances JSON
 ``panoptic.py``       COCO panoptic PNGs and JSON
 ``ade.py``            ADE20K-style images and label maps
+``nyu.py``            NYU Depth V2-style images and millimetre PNGs
 ``layout.py``         output paths and the ``meta.json`` up-to-date check
 ``generate.py``       argument checks and :func:`generate_synthetic_dataset`
 ``cli.py``            :func:`build_parser` and :func:`main`
@@ -81,8 +103,9 @@ Run ``python -m mmdysample.datasets.synthetic --help`` (or
 from .cli import build_parser, main
 from .generate import (  # noqa: F401
     DEFAULT_IMG_SIZE, DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL, DEFAULT_OUT_DIR,
-    DEFAULT_OUT_DIRS, MAX_IMAGES_PER_SPLIT, MAX_IMG_SIDE, MIN_IMG_SIDE,
-    VALID_TASKS, ImgSize, generate_synthetic_dataset)
+    DEFAULT_OUT_DIRS, DEPTH_SCENES, KIND_DEFAULTS, MAX_IMAGES_PER_SPLIT,
+    MAX_IMG_SIDE, MIN_IMG_SIDE, VALID_TASKS, ImgSize, KindDefaults,
+    generate_synthetic_dataset)
 from .layout import VAL_ID_OFFSET  # noqa: F401
 from .masks import mask_to_polygons
 from .metainfo import (ADE_METAINFO, COCO_METAINFO, DEFAULT_CLASSES,
@@ -95,6 +118,7 @@ from .metainfo import (ADE_METAINFO, COCO_METAINFO, DEFAULT_CLASSES,
                        PANOPTIC_CLASSES, PANOPTIC_METAINFO, PANOPTIC_PALETTE,
                        SEG_CLASSES, SEG_PALETTE, STUFF_CLASSES, STUFF_PALETTE,
                        THING_CLASSES, THING_PALETTE, ClassSet)
+from .rooms import MAX_DEPTH, DepthScene, render_room
 from .scenes import (SCENE_KINDS, Scene, SceneKind,  # noqa: F401
                      render_fine_scene, render_scene)
 
@@ -109,5 +133,6 @@ __all__ = [
     'FINE_SEG_PALETTE', 'FINE_PANOPTIC_PALETTE', 'FINE_COCO_METAINFO',
     'FINE_PANOPTIC_METAINFO', 'FINE_ADE_METAINFO', 'ClassSet',
     'DEFAULT_CLASSES', 'FINE_CLASSES', 'SCENE_KINDS', 'render_fine_scene',
-    'DEFAULT_OUT_DIRS'
+    'DEFAULT_OUT_DIRS', 'DEPTH_SCENES', 'KIND_DEFAULTS', 'DepthScene',
+    'MAX_DEPTH', 'render_room'
 ]

@@ -6,14 +6,27 @@ Run as ``python -m mmdysample.datasets.synthetic`` or
 """
 import argparse
 import sys
-from typing import Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
-from .generate import (DEFAULT_IMG_SIZE, DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL,
-                       DEFAULT_OUT_DIRS, VALID_TASKS,
+from .generate import (DEPTH_SCENES, KIND_DEFAULTS, VALID_TASKS,
                        generate_synthetic_dataset)
+from .rooms import ROOMS_DESCRIPTION
 from .scenes import SCENE_KINDS
 
 __all__ = ['build_parser', 'main']
+
+
+def _per_kind(field: str) -> str:
+    """A field of :data:`KIND_DEFAULTS` for ``--help``: ``'400 for
+    default/fine, 96 for depth'``."""
+    kinds: Dict[str, List[str]] = {}
+    for name, defaults in KIND_DEFAULTS.items():
+        value = getattr(defaults, field)
+        if isinstance(value, (tuple, list)):
+            value = ' '.join(map(str, value))
+        kinds.setdefault(str(value), []).append(name)
+    return ', '.join(f'{value} for {"/".join(names)}'
+                     for value, names in kinds.items())
 
 
 def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
@@ -27,35 +40,35 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     """
     parser = argparse.ArgumentParser(
         prog=prog,
-        description='Generate the mmdysample synthetic shapes dataset '
-        '(COCO instances, COCO panoptic and ADE20K-style semantic '
-        'segmentation).')
-    out_dirs = ', '.join(f'{path} for {name}'
-                         for name, path in DEFAULT_OUT_DIRS.items())
+        description='Generate the mmdysample synthetic datasets: shapes '
+        'scenes as COCO instances, COCO panoptic and ADE20K-style semantic '
+        'segmentation, or rooms with metric depth in the NYU Depth V2 '
+        'layout (--scenes depth). Defaults depend on --scenes.')
     parser.add_argument(
         '--out', default=None,
-        help=f'output root (default: {out_dirs} scenes)')
+        help=f'output root (default: {_per_kind("out_dir")})')
     parser.add_argument(
-        '--num-train', type=int, default=DEFAULT_NUM_TRAIN,
-        help=f'training images (default: {DEFAULT_NUM_TRAIN})')
+        '--num-train', type=int, default=None,
+        help=f'training images (default: {_per_kind("num_train")})')
     parser.add_argument(
-        '--num-val', type=int, default=DEFAULT_NUM_VAL,
-        help=f'validation images (default: {DEFAULT_NUM_VAL})')
+        '--num-val', type=int, default=None,
+        help='validation images, the test split of the NYU layout '
+        f'(default: {_per_kind("num_val")})')
     parser.add_argument(
-        '--img-size', type=int, nargs='+', default=[DEFAULT_IMG_SIZE],
-        metavar='S',
+        '--img-size', type=int, nargs='+', default=None, metavar='S',
         help='image side, or HEIGHT WIDTH '
-        f'(default: {DEFAULT_IMG_SIZE})')
+        f'(default: {_per_kind("img_size")})')
     parser.add_argument(
         '--seed', type=int, default=0, help='base random seed (default: 0)')
     parser.add_argument(
-        '--tasks', nargs='+', default=list(VALID_TASKS),
-        choices=VALID_TASKS, help='formats to write (default: all)')
-    kinds = '; '.join(f'{name}: {kind.description}'
-                      for name, kind in SCENE_KINDS.items())
+        '--tasks', nargs='+', default=None, choices=VALID_TASKS,
+        help=f'formats to write (default: {_per_kind("tasks")})')
+    kinds = [f'{name}: {kind.description}'
+             for name, kind in SCENE_KINDS.items()]
+    kinds.append(f'{DEPTH_SCENES}: {ROOMS_DESCRIPTION}')
     parser.add_argument(
-        '--scenes', default='default', choices=tuple(SCENE_KINDS),
-        help=f'kind of scene ({kinds}; default: default)')
+        '--scenes', default='default', choices=tuple(KIND_DEFAULTS),
+        help=f'kind of scene ({"; ".join(kinds)}; default: default)')
     parser.add_argument(
         '--force', action='store_true',
         help='regenerate even if the output is up to date')
@@ -78,11 +91,12 @@ def main(argv: Optional[Sequence[str]] = None,
     """
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    if len(args.img_size) > 2:
-        parser.error('--img-size takes one value (square) or two values '
-                     f'(HEIGHT WIDTH), got {args.img_size}')
-    img_size = (args.img_size[0] if len(args.img_size) == 1 else tuple(
-        args.img_size))
+    img_size = args.img_size
+    if img_size is not None:
+        if len(img_size) > 2:
+            parser.error('--img-size takes one value (square) or two values '
+                         f'(HEIGHT WIDTH), got {img_size}')
+        img_size = img_size[0] if len(img_size) == 1 else tuple(img_size)
     try:
         result = generate_synthetic_dataset(
             out_dir=args.out,

@@ -19,7 +19,7 @@ def _write_rgb(path: str, rgb: np.ndarray) -> None:
 
 
 def _write_gray(path: str, img: np.ndarray) -> None:
-    """Write a single channel uint8 PNG."""
+    """Write a single channel PNG, 8 or 16 bits as ``img``'s dtype."""
     if not cv2.imwrite(path, img):
         raise OSError(f'failed to write {path}')
 

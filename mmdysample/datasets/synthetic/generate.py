@@ -4,13 +4,16 @@
 :func:`generate_synthetic_dataset` validates its arguments, reuses an
 up-to-date output (:mod:`.layout`), and otherwise renders every image of a
 split once (:mod:`.scenes`) and hands the scene to the writer of each
-requested format (:mod:`.coco`, :mod:`.panoptic`, :mod:`.ade`).
+requested format (:mod:`.coco`, :mod:`.panoptic`, :mod:`.ade`). The depth
+data (``scenes='depth'``) renders rooms (:mod:`.rooms`) and writes them in
+the NYU Depth V2 layout (:mod:`.nyu`).
 """
 import os
 import os.path as osp
 import shutil
 import time
-from typing import Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import (Callable, Dict, NamedTuple, Optional, Sequence, Tuple,
+                    Union)
 
 import numpy as np
 
@@ -20,20 +23,17 @@ from .files import _dump_json
 from .layout import (_GENERATOR_NAME, _SPLITS, _is_up_to_date, _output_paths,
                      _owned_paths, _read_meta, _task_paths)
 from .metainfo import GENERATOR_VERSION
+from .nyu import nyu_stem, write_nyu_pair
 from .panoptic import write_panoptic_json, write_panoptic_png
-from .scenes import SCENE_KINDS, get_scene_kind
+from .rooms import ROOMS_VERSION, render_room
+from .scenes import SCENE_KINDS
 
 __all__ = [
-    'VALID_TASKS', 'DEFAULT_OUT_DIR', 'DEFAULT_OUT_DIRS',
-    'generate_synthetic_dataset'
+    'VALID_TASKS', 'DEFAULT_OUT_DIR', 'DEFAULT_OUT_DIRS', 'DEPTH_SCENES',
+    'KIND_DEFAULTS', 'KindDefaults', 'generate_synthetic_dataset'
 ]
 
 DEFAULT_OUT_DIR = osp.join('data', 'synthetic')
-#: Where each kind of scene is written when no ``out_dir`` is given.
-DEFAULT_OUT_DIRS = {
-    'default': DEFAULT_OUT_DIR,
-    'fine': osp.join('data', 'synthetic_fine'),
-}
 DEFAULT_NUM_TRAIN = 400
 DEFAULT_NUM_VAL = 50
 DEFAULT_IMG_SIZE = 192
@@ -41,9 +41,51 @@ MIN_IMG_SIDE = 32
 MAX_IMG_SIDE = 4096
 MAX_IMAGES_PER_SPLIT = 100_000
 
-VALID_TASKS = ('coco', 'panoptic', 'ade')
+#: The formats of the segmentation scenes (:data:`~.scenes.SCENE_KINDS`).
+SEG_TASKS = ('coco', 'panoptic', 'ade')
+#: The ``scenes`` value of the depth data: rooms with metric depth, whose
+#: one format is ``'nyu'``.
+DEPTH_SCENES = 'depth'
+VALID_TASKS = SEG_TASKS + ('nyu', )
 
 ImgSize = Union[int, Sequence[int]]
+
+
+class KindDefaults(NamedTuple):
+    """What a ``scenes`` value writes when an argument is left out.
+
+    Attributes:
+        out_dir (str): Output root.
+        num_train (int): Training images.
+        num_val (int): Held-out images (NYU's ``test`` split for depth).
+        img_size (int | tuple[int, int]): Side, or ``(height, width)``.
+        tasks (tuple[str]): Every format the kind can be written in.
+    """
+    out_dir: str
+    num_train: int
+    num_val: int
+    img_size: ImgSize
+    tasks: Tuple[str, ...]
+
+
+#: The defaults of every value ``scenes`` takes: the segmentation kinds,
+#: then the depth data (sized for a CPU: 120 images of NYU's 3:4 aspect in
+#: a few seconds).
+KIND_DEFAULTS: Dict[str, KindDefaults] = {
+    'default':
+    KindDefaults(DEFAULT_OUT_DIR, DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL,
+                 DEFAULT_IMG_SIZE, SEG_TASKS),
+    'fine':
+    KindDefaults(
+        osp.join('data', 'synthetic_fine'), DEFAULT_NUM_TRAIN,
+        DEFAULT_NUM_VAL, DEFAULT_IMG_SIZE, SEG_TASKS),
+    DEPTH_SCENES:
+    KindDefaults(
+        osp.join('data', 'synthetic_depth'), 96, 24, (192, 256), ('nyu', )),
+}
+#: Where each kind of segmentation scene is written when no ``out_dir`` is
+#: given (the depth data's is ``KIND_DEFAULTS['depth'].out_dir``).
+DEFAULT_OUT_DIRS = {name: KIND_DEFAULTS[name].out_dir for name in SCENE_KINDS}
 
 
 def _check_count(name: str, value: object) -> int:
@@ -78,8 +120,20 @@ def _check_img_size(img_size: object) -> Tuple[int, int]:
     return int(sides[0]), int(sides[1])
 
 
-def _check_tasks(tasks: object) -> Tuple[str, ...]:
-    """Validate ``tasks`` and return them in canonical order."""
+def _check_scenes(scenes: object) -> str:
+    """Validate the kind of scene."""
+    if not isinstance(scenes, str) or scenes not in KIND_DEFAULTS:
+        raise ValueError(
+            f'scenes must be a kind of segmentation scene, one of '
+            f'{tuple(SCENE_KINDS)}, or {DEPTH_SCENES!r}, got {scenes!r}')
+    return scenes
+
+
+def _check_tasks(tasks: object, scenes: str) -> Tuple[str, ...]:
+    """Validate ``tasks`` for ``scenes``; return them in canonical order."""
+    allowed = KIND_DEFAULTS[scenes].tasks
+    if tasks is None:
+        return allowed
     if isinstance(tasks, str):
         tasks = (tasks, )
     if not isinstance(tasks, (tuple, list, set, frozenset)) or not tasks:
@@ -89,6 +143,10 @@ def _check_tasks(tasks: object) -> Tuple[str, ...]:
     if unknown:
         raise ValueError(f'tasks contains unknown task(s) {unknown!r}; '
                          f'valid tasks are {VALID_TASKS}')
+    foreign = [t for t in tasks if t not in allowed]
+    if foreign:
+        raise ValueError(f'tasks {foreign!r} cannot be written for '
+                         f'scenes={scenes!r}, whose tasks are {allowed}')
     return tuple(t for t in VALID_TASKS if t in tasks)
 
 
@@ -164,13 +222,43 @@ def _write_split(paths: Dict[str, str], split: Tuple, params: dict,
         segments=num_segments if 'panoptic' in tasks else None)
 
 
+def _write_depth_split(paths: Dict[str, str], split: Tuple, params: dict,
+                       log: Callable[[str], None]) -> dict:
+    """Render every room of one split and write it in the NYU layout.
+
+    Args:
+        paths (dict[str, str]): The output paths (:func:`_output_paths`).
+        split (tuple): One row of :data:`_SPLITS`.
+        params (dict): The normalised generation parameters.
+        log (Callable[[str], None]): Progress printer.
+
+    Returns:
+        dict: ``images``, the number of images of the split.
+    """
+    name, code = split[:2]
+    height, width = params['img_size']
+    num = params[f'num_{name}']
+    img_dir, ann_dir = paths[f'nyu_img_{name}'], paths[f'nyu_ann_{name}']
+    os.makedirs(img_dir, exist_ok=True)
+    os.makedirs(ann_dir, exist_ok=True)
+    report_every = max(1, num // 5)
+    for index in range(num):
+        rng = np.random.default_rng([params['seed'], code, index])
+        room = render_room(rng, height, width)
+        write_nyu_pair(room, img_dir, ann_dir,
+                       nyu_stem(room.category, index + 1))
+        if (index + 1) % report_every == 0 or index + 1 == num:
+            log(f'  [{name}] {index + 1}/{num} images')
+    return dict(images=num)
+
+
 def generate_synthetic_dataset(
         out_dir: Optional[str] = None,
-        num_train: int = DEFAULT_NUM_TRAIN,
-        num_val: int = DEFAULT_NUM_VAL,
-        img_size: ImgSize = DEFAULT_IMG_SIZE,
+        num_train: Optional[int] = None,
+        num_val: Optional[int] = None,
+        img_size: Optional[ImgSize] = None,
         seed: int = 0,
-        tasks: Sequence[str] = VALID_TASKS,
+        tasks: Optional[Sequence[str]] = None,
         force: bool = False,
         verbose: bool = False,
         scenes: str = 'default') -> dict:
@@ -182,56 +270,73 @@ def generate_synthetic_dataset(
     files listed in the :mod:`mmdysample.datasets.synthetic` docstring
     are removed and written anew, and ``meta.json`` is written last.
 
+    The arguments left out (None) take the defaults of ``scenes``
+    (:data:`KIND_DEFAULTS`).
+
     Args:
         out_dir (str, optional): Root of the output. Defaults to
-            ``DEFAULT_OUT_DIRS[scenes]``: ``data/synthetic`` for the
-            default scenes, ``data/synthetic_fine`` for the fine ones.
-        num_train (int): Number of training images. Defaults to 400.
-        num_val (int): Number of validation images. Defaults to 50.
-        img_size (int | tuple[int, int]): Side of square images, or
-            ``(height, width)``. Defaults to 192.
+            ``data/synthetic`` for the default scenes,
+            ``data/synthetic_fine`` for the fine ones and
+            ``data/synthetic_depth`` for depth.
+        num_train (int, optional): Number of training images. Defaults to
+            400 (96 for depth).
+        num_val (int, optional): Number of validation images, the ``test``
+            split of the NYU layout for depth. Defaults to 50 (24 for
+            depth).
+        img_size (int | tuple[int, int], optional): Side of square images,
+            or ``(height, width)``. Defaults to 192 (``(192, 256)``, NYU's
+            aspect, for depth).
         seed (int): Non-negative base seed. Defaults to 0.
-        tasks (Sequence[str]): Any of ``'coco'`` (instances JSON),
-            ``'panoptic'`` (panoptic JSON + PNGs) and ``'ade'`` (semantic
-            labels). COCO images are written for both ``'coco'`` and
-            ``'panoptic'``. Defaults to all three.
+        tasks (Sequence[str], optional): For the segmentation scenes any of
+            ``'coco'`` (instances JSON), ``'panoptic'`` (panoptic JSON +
+            PNGs) and ``'ade'`` (semantic labels); COCO images are written
+            for both ``'coco'`` and ``'panoptic'``. For depth ``'nyu'``
+            (:mod:`.nyu`). Defaults to all of the kind's.
         force (bool): Regenerate even when the output is up to date, and
             overwrite generator paths in an ``out_dir`` that has no
             ``meta.json``. Defaults to False.
         verbose (bool): Print progress to stdout. Defaults to False.
-        scenes (str): The kind of scene, a key of
-            :data:`~.scenes.SCENE_KINDS`: ``'default'`` (large convex
+        scenes (str): The kind of scene: a key of
+            :data:`~.scenes.SCENE_KINDS`, ``'default'`` (large convex
             shapes, the data of the ``_synthetic`` configs) or ``'fine'``
             (thin structures, small things and fine borders, where the
-            upsampler matters). ``meta.json`` records it; an output of
+            upsampler matters), or ``'depth'`` (rooms with metric depth,
+            :mod:`.rooms`). ``meta.json`` records it; an output of
             another kind is regenerated. Defaults to ``'default'``.
 
     Returns:
         dict: ``out_dir``, ``skipped`` (bool), ``params`` (the normalised
         parameters), ``counts`` (per split: ``images``, ``instances``,
-        ``segments``), ``paths`` (the files and folders of the requested
-        tasks) and ``elapsed_s``.
+        ``segments``; ``images`` only for depth), ``paths`` (the files and
+        folders of the requested tasks) and ``elapsed_s``.
 
     Raises:
         ValueError: If an argument is invalid; the message names it.
         FileExistsError: If ``out_dir`` holds generator paths that were not
             written by this generator and ``force`` is False.
     """
-    get_scene_kind(scenes)  # raises for an unknown kind, listing them
+    defaults = KIND_DEFAULTS[_check_scenes(scenes)]
     if out_dir is None:
-        out_dir = DEFAULT_OUT_DIRS[scenes]
+        out_dir = defaults.out_dir
     if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir):
         raise ValueError(
             f'out_dir must be a non-empty path, got {out_dir!r}')
     out_dir = os.fspath(out_dir)
     params = dict(
         version=GENERATOR_VERSION,
-        num_train=_check_count('num_train', num_train),
-        num_val=_check_count('num_val', num_val),
-        img_size=list(_check_img_size(img_size)),
+        num_train=_check_count(
+            'num_train', defaults.num_train if num_train is None else
+            num_train),
+        num_val=_check_count(
+            'num_val', defaults.num_val if num_val is None else num_val),
+        img_size=list(
+            _check_img_size(
+                defaults.img_size if img_size is None else img_size)),
         seed=_check_seed(seed),
         scenes=scenes,
-        tasks=list(_check_tasks(tasks)))
+        tasks=list(_check_tasks(tasks, scenes)))
+    if scenes == DEPTH_SCENES:
+        params['rooms_version'] = ROOMS_VERSION
     if not isinstance(force, bool):
         raise ValueError(f'force must be a bool, got {force!r}')
 
@@ -281,10 +386,8 @@ def generate_synthetic_dataset(
         f'{params["num_train"]} train / {params["num_val"]} val images of '
         f'{height}x{width}, seed {params["seed"]}, {scenes} scenes, '
         f'tasks {params["tasks"]}')
-    counts = {
-        split[0]: _write_split(paths, split, params, log)
-        for split in _SPLITS
-    }
+    write = _write_depth_split if scenes == DEPTH_SCENES else _write_split
+    counts = {split[0]: write(paths, split, params, log) for split in _SPLITS}
     _dump_json(
         paths['meta'],
         dict(generator=_GENERATOR_NAME, params=params,

@@ -2,9 +2,9 @@
 """The on-disk layout of the output and its ``meta.json``.
 
 Every path the generator writes is named here, keyed by a short name
-(``coco_img_train``, ``panoptic_val``, ...); ``meta.json`` records the
-generation parameters, so that an output that already satisfies them is
-reused instead of written again.
+(``coco_img_train``, ``panoptic_val``, ``nyu_ann_val``, ...);
+``meta.json`` records the generation parameters, so that an output that
+already satisfies them is reused instead of written again.
 """
 import json
 import os.path as osp
@@ -23,15 +23,18 @@ _SPLITS = (
     ('train', 0, 'train2017', 'training', 'ADE_train', 0),
     ('val', 1, 'val2017', 'validation', 'ADE_val', VAL_ID_OFFSET),
 )
+#: The NYU Depth V2 folder of every split: its held-out split is ``test``.
+_NYU_DIRS = {'train': 'train', 'val': 'test'}
 
 
 def _output_paths(out_dir: str) -> Dict[str, str]:
     """Return every path the generator writes, keyed by a short name."""
     coco = osp.join(out_dir, 'coco')
     ade = osp.join(out_dir, 'ade')
+    nyu = osp.join(out_dir, 'nyu')
     ann = osp.join(coco, 'annotations')
     paths = {'meta': osp.join(out_dir, 'meta.json'), 'coco_root': coco,
-             'ade_root': ade}
+             'ade_root': ade, 'nyu_root': nyu}
     for split, _, coco_dir, ade_dir, _, _ in _SPLITS:
         paths[f'coco_img_{split}'] = osp.join(coco, coco_dir)
         paths[f'instances_{split}'] = osp.join(
@@ -42,6 +45,9 @@ def _output_paths(out_dir: str) -> Dict[str, str]:
                                                   f'panoptic_{coco_dir}')
         paths[f'ade_img_{split}'] = osp.join(ade, 'images', ade_dir)
         paths[f'ade_ann_{split}'] = osp.join(ade, 'annotations', ade_dir)
+        paths[f'nyu_img_{split}'] = osp.join(nyu, 'images', _NYU_DIRS[split])
+        paths[f'nyu_ann_{split}'] = osp.join(nyu, 'annotations',
+                                             _NYU_DIRS[split])
     return paths
 
 
@@ -51,7 +57,8 @@ def _owned_paths(paths: Dict[str, str]) -> List[str]:
     for split, *_ in _SPLITS:
         keys += [
             f'coco_img_{split}', f'instances_{split}', f'panoptic_{split}',
-            f'panoptic_png_{split}', f'ade_img_{split}', f'ade_ann_{split}'
+            f'panoptic_png_{split}', f'ade_img_{split}', f'ade_ann_{split}',
+            f'nyu_img_{split}', f'nyu_ann_{split}'
         ]
     return [paths[k] for k in keys]
 
@@ -79,6 +86,8 @@ def _expected_files(paths: Dict[str, str], tasks: Sequence[str]) -> List[str]:
             ]
         if 'ade' in tasks:
             files += [paths[f'ade_img_{split}'], paths[f'ade_ann_{split}']]
+        if 'nyu' in tasks:
+            files += [paths[f'nyu_img_{split}'], paths[f'nyu_ann_{split}']]
     return files
 
 
@@ -88,7 +97,9 @@ def _is_up_to_date(meta: Optional[dict], params: dict,
     if not meta or meta.get('generator') != _GENERATOR_NAME:
         return False
     old = meta.get('params', {})
-    for key in ('version', 'num_train', 'num_val', 'img_size', 'seed'):
+    # Every parameter but the kind and the tasks (a subset of those
+    # written is up to date); the depth data adds its renderer's version.
+    for key in params.keys() - {'scenes', 'tasks'}:
         if old.get(key) != params[key]:
             return False
     # Outputs written before there were kinds of scene hold default scenes.
@@ -112,8 +123,12 @@ def _task_paths(paths: Dict[str, str], tasks: Sequence[str]) -> dict:
             ]
         if 'ade' in tasks:
             keys += [f'ade_img_{split}', f'ade_ann_{split}']
+        if 'nyu' in tasks:
+            keys += [f'nyu_img_{split}', f'nyu_ann_{split}']
     if 'coco' in tasks or 'panoptic' in tasks:
         keys.append('coco_root')
     if 'ade' in tasks:
         keys.append('ade_root')
+    if 'nyu' in tasks:
+        keys.append('nyu_root')
     return {k: paths[k] for k in dict.fromkeys(keys)}
