@@ -69,8 +69,8 @@ class DenseDepthHead(UpsampleSteps, BaseDecodeHead):
       SAPA-B, IndexNet, A2U, FreqFusion; see :mod:`~mmdysample.models.guide`)
       is guided by the skip itself, ``in_channels`` of the finer level
       wide. One that cannot read a guide of that width at some stage
-      (FreqFusion adds its guide to its output; FADE's gate mixes guide and
-      input channel by channel; GroupNorms that do not divide it) reads, at
+      (FreqFusion adds its guide to its output, as FADE with
+      ``gating=True``; GroupNorms that do not divide it) reads, at
       every stage, the skip brought to the upsampled map's width by a 1x1
       ``ConvModule`` with the head's conv / norm / act configs
       (``upsample_guides.{k}``), built for it only and counted with it.
@@ -90,6 +90,12 @@ class DenseDepthHead(UpsampleSteps, BaseDecodeHead):
     resizes to each image's ``ori_shape``. mmseg's ``BaseDecodeHead``
     ``__init__`` is not run (it would build the unused 1x1 ``conv_seg`` and
     a dropout, and warn about a binary threshold).
+
+    Parameters at Swin-T: 7,688,961 (the whole bilinear DepthFormer with
+    :class:`~mmdysample.models.depth.DepthFormerSwin` and
+    :class:`~mmdysample.models.depth.HAHIHeteroNeck`: 47,612,029, the
+    paper's 47.6M); DySample adds 46,208 (46,080 offset weights, the
+    paper's 46.1K, and 4 x 32 offset biases).
 
     Shapes: levels ``(N, in_channels[i], H_i, W_i)``, fine to coarse ->
     depth ``(N, 1, H_0, W_0)``, positive.

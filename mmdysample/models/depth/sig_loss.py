@@ -119,7 +119,9 @@ class SigLoss(nn.Module):
             raise ValueError('pred and target must have one shape, got '
                              f'{tuple(pred.shape)} and {tuple(target.shape)}')
         mask = self.valid(target.detach())
-        per_image = mask.flatten(1).any(dim=1) if mask.dim() > 1 else mask
+        # one image per entry of the first dimension (a 1-D input: one)
+        per_image = mask.reshape(mask.shape[0] if mask.dim() > 1 else 1,
+                                 -1).any(dim=1)
         empty = int((~per_image).sum())
         if empty:
             self.num_skipped_images += empty

@@ -262,6 +262,21 @@ def test_every_upsampler_trains(name):
     assert (out >= head.min_depth).all()
 
 
+@pytest.mark.parametrize('name', ['A2U', 'SAPA-B'])
+def test_groupnorm_upsamplers_at_slim_widths(name):
+    """GroupNorm(32) divides neither the slim skips (8 to 64) nor the
+    16-channel map of the last stage: the error names ``norm_groups``
+    (a guide projection would not help: it is raised again), and the
+    config that fixes it builds."""
+    with pytest.raises(ValueError, match='norm_groups'):
+        DenseDepthHead(**head_cfg(upsample_cfg=name))
+    head = DenseDepthHead(**head_cfg(
+        upsample_cfg=dict(type=name, norm_groups=8))).eval()
+    assert head.upsample_guides is None
+    with torch.no_grad():
+        assert head(make_feats(SLIM, ODD_SIZES)).shape == (2, 1, 23, 31)
+
+
 def test_carafe_builds():
     pytest.importorskip('mmcv.ops')
     from mmcv.ops import CARAFEPack

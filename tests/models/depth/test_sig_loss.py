@@ -157,7 +157,8 @@ def test_non_positive_predictions_stay_finite(dtype):
     # the clamp at 0: the non-positive predictions read as 0
     clamped = [(0., 1.), (0., 2.), (0., 3.), (1.5, 1.)]
     assert value.item() == pytest.approx(by_hand(clamped), rel=1e-5)
-    assert torch.equal(pred.grad.flatten()[[0, 2]], torch.zeros(2, dtype=dtype))
+    assert torch.equal(pred.grad.flatten()[[0, 2]],
+                       torch.zeros(2, dtype=dtype))
 
 
 def test_one_valid_pixel_has_zero_variance():
