@@ -9,6 +9,7 @@ with the override the datasets guide gives.
 import json
 import os
 import os.path as osp
+import re
 import shutil
 
 import cv2
@@ -19,6 +20,7 @@ from mmengine.registry import DATASETS, DefaultScope
 
 from mmdysample.datasets import (CheckedDataset, CheckSegLabels,
                                  generate_synthetic_dataset)
+from mmdysample.datasets.depth_checks import CheckDepthMap
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 COCO_BASE = osp.join(REPO,
@@ -281,3 +283,153 @@ def test_label_check_ignores_nothing_else():
     assert check(ok) is ok
     with pytest.raises(ValueError, match=r'\[2, 254\]'):
         check({'gt_seg_map': np.array([[2, 254, 1]], np.uint8)})
+
+
+# ----------------------------------------------------------------------------
+# Depth data in the NYU Depth V2 layout
+# ----------------------------------------------------------------------------
+
+NYU_PIPELINE = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadDepthAnnotation', depth_rescale_factor=1e-3),
+]
+NYU_LAYOUT = (r'images/<split>/\*\.jpg and <data_root>/annotations/'
+              r'<split>/\*\.png of the same stem')
+
+
+@pytest.fixture(scope='module')
+def nyu_pristine(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('nyu_pristine'))
+    generate_synthetic_dataset(
+        root, num_train=2, num_val=3, img_size=(48, 64), seed=1,
+        scenes='depth')
+    return root
+
+
+@pytest.fixture
+def nyu(nyu_pristine, tmp_path):
+    """A copy of the depth data each test may break: its ``nyu`` root."""
+    root = str(tmp_path / 'synthetic_depth')
+    shutil.copytree(nyu_pristine, root)
+    return osp.join(root, 'nyu')
+
+
+def nyu_cfg(root, split='test', pipeline=NYU_PIPELINE, **prefix):
+    prefix = prefix or dict(img_path=f'images/{split}',
+                            depth_map_path=f'annotations/{split}')
+    return dict(type='CheckedDataset', dataset_type='NYUDataset',
+                data_root=root, data_prefix=prefix, pipeline=pipeline)
+
+
+def test_good_nyu_data_builds_with_the_depth_check(nyu):
+    dataset = build(nyu_cfg(nyu), 'mmseg')
+    assert type(dataset).__name__ == 'NYUDataset' and len(dataset) == 3
+    names = [type(t).__name__ for t in dataset.pipeline.transforms]
+    assert names == [
+        'LoadImageFromFile', 'LoadDepthAnnotation', 'CheckDepthMap'
+    ]
+    assert dataset[0]['gt_depth_map'].max() <= 10
+
+
+@pytest.mark.parametrize('folder', ['images/val', 'images/test/'])
+def test_nyu_missing_image_folder_names_the_layout(nyu, folder):
+    if folder.endswith('/'):  # a data_root without the nyu folder
+        nyu = osp.dirname(nyu)
+    with pytest.raises(FileNotFoundError) as err:
+        build(nyu_cfg(nyu, img_path=folder,
+                      depth_map_path='annotations/test'), 'mmseg')
+    message = str(err.value)
+    assert re.search(NYU_LAYOUT, message), message
+    assert f"image folder '{osp.join(nyu, folder.rstrip('/'))}" in message
+    # what was found: the folder above that exists
+    assert ('holds test/, train/' in message if folder == 'images/val' else
+            'holds meta.json, nyu/' in message)
+
+
+def test_nyu_missing_depth_folder_names_the_layout(nyu):
+    shutil.rmtree(osp.join(nyu, 'annotations', 'test'))
+    with pytest.raises(FileNotFoundError,
+                       match=NYU_LAYOUT + r".*depth map folder '.*"
+                       r"annotations/test' does not exist.*holds train/"):
+        build(nyu_cfg(nyu), 'mmseg')
+
+
+def test_nyu_folder_without_images_says_what_it_holds(nyu):
+    with pytest.raises(ValueError,
+                       match=NYU_LAYOUT + r".*no \*\.jpg file under '.*"
+                       r"annotations/test'; it holds 3 '\.png' files"):
+        build(nyu_cfg(nyu, img_path='annotations/test',
+                      depth_map_path='annotations/test'), 'mmseg')
+
+
+def test_nyu_images_without_depth_maps_are_named(nyu):
+    ann_dir = osp.join(nyu, 'annotations', 'test')
+    victim = sorted(os.listdir(ann_dir))[1]
+    os.remove(osp.join(ann_dir, victim))
+    with pytest.raises(FileNotFoundError,
+                       match=NYU_LAYOUT + r'.*1 of the 3 images .* have no '
+                       rf'depth map: .*annotations/test/{victim}'):
+        build(nyu_cfg(nyu), 'mmseg')
+
+
+def test_nyu_image_name_without_digit_is_named(nyu):
+    """mmseg itself raises a bare StopIteration for it."""
+    for folder, suffix in (('images', '.jpg'), ('annotations', '.png')):
+        path = osp.join(nyu, folder, 'test')
+        os.rename(osp.join(path, sorted(os.listdir(path))[0]),
+                  osp.join(path, 'kitchen' + suffix))
+    with pytest.raises(ValueError,
+                       match=r'1 of the 3 image names have no digit.*'
+                       r'category_id.*kitchen\.jpg'):
+        build(nyu_cfg(nyu), 'mmseg')
+
+
+def test_nyu_prefix_without_depth_maps_is_refused_when_loaded(nyu):
+    with pytest.raises(ValueError,
+                       match='data_prefix has no depth_map_path, but the '
+                       'pipeline loads depth maps'):
+        build(nyu_cfg(nyu, img_path='images/test'), 'mmseg')
+    images_only = nyu_cfg(nyu, pipeline=NYU_PIPELINE[:1],
+                          img_path='images/test')
+    assert len(build(images_only, 'mmseg')) == 3
+
+
+def test_missing_depth_map_is_named_by_the_file_check(nyu):
+    """``depth_map_path`` is one of the file keys, whatever the dataset."""
+    pytest.importorskip('mmseg')
+    from mmseg.datasets import NYUDataset
+
+    from mmdysample.datasets import check_files_exist
+    dataset = NYUDataset(
+        data_root=nyu,
+        data_prefix=dict(img_path='images/train',
+                         depth_map_path='annotations/train'))
+    check_files_exist(dataset)
+    victim = sorted(os.listdir(osp.join(nyu, 'annotations', 'train')))[0]
+    os.remove(osp.join(nyu, 'annotations', 'train', victim))
+    with pytest.raises(FileNotFoundError,
+                       match=rf'1 of the 4 files .*depth_map_path=.*{victim}'):
+        check_files_exist(dataset)
+
+
+def test_millimetres_read_as_metres_are_named_at_first_read(nyu):
+    pipeline = [dict(type='LoadImageFromFile'),
+                dict(type='LoadDepthAnnotation')]  # mmseg's default: x 1.0
+    dataset = build(nyu_cfg(nyu, pipeline=pipeline), 'mmseg')
+    with pytest.raises(ValueError,
+                       match=r"depth map '.*\.png' reaches \d+\.0 beyond "
+                       r'max_depth=1000\.0.*depth_rescale_factor=1e-3'):
+        dataset.prepare_data(0)
+
+
+def test_depth_check_refuses_a_map_without_valid_pixel():
+    check = CheckDepthMap(max_depth=10)
+    ok = {'gt_depth_map': np.array([[0.0, 9.5]], np.float32)}
+    assert check(ok) is ok
+    with pytest.raises(ValueError, match=r"'z\.png' has no valid pixel"):
+        check({'gt_depth_map': np.zeros((2, 2)), 'depth_map_path': 'z.png'})
+    with pytest.raises(ValueError, match='max_depth=10.0'):
+        check({'gt_depth_map': np.array([[11.0]])})
+    for bad in (0, -1.0, True, '10'):
+        with pytest.raises(ValueError, match='max_depth'):
+            CheckDepthMap(max_depth=bad)
