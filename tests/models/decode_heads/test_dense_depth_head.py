@@ -324,7 +324,7 @@ def test_bilinear_depthformer_swin_t_is_47_6m(swin_t_counts):
 @pytest.mark.parametrize('name,weights,bias', [
     ('DySample', 32, 32),  # lp, 4 groups: offset conv C -> 2 * 4 * 2**2
     ('DySample+', 64, 32),  # + the scope conv (no bias)
-    ('DySample-S', 4, 16),  # pl: C / 4 -> 2 * 4 * 2 at the low resolution
+    ('DySample-S', 4, 16),  # pl, 8 groups: C / 4 -> 2 * 8 after the shuffle
     ('DySample-S+', 8, 16),
 ])
 def test_dysample_presets_add_the_papers_parameters(swin_t_counts, name,
