@@ -217,9 +217,8 @@ def CheckedDataset(dataset_type: str, **kwargs) -> Any:  # noqa: N802
     dataset = DATASETS.build(dict(type=dataset_type, lazy_init=True, **kwargs))
     if lazy:
         return dataset
-    img_dir = dataset.data_prefix.get('img_path') if hasattr(
-        dataset, 'data_prefix') else None
-    if is_nyu_dataset(dataset) and _is_local(dataset, str(img_dir or '')):
+    if is_nyu_dataset(dataset) and _is_local(
+            dataset, str(dataset.data_prefix.get('img_path') or '')):
         check_nyu_layout(dataset)
     try:
         dataset.full_init()

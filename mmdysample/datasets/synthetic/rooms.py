@@ -48,9 +48,10 @@ _NYU_INTRINSICS = (518.8579, 519.4696, 325.5824, 253.7362)
 # The light at the camera dominates, as a flash does: the brightness of a
 # surface falls with its distance, a cue the lamp and the albedos vary.
 _AMBIENT = 0.18
-_LAMP = 0.9  # ceiling lamp (its falloff is 1 at 1.5 m)
+_LAMP = 0.9  # ceiling lamp
+_LAMP_FALLOFF = 1.5  # metres where the lamp's light falls to a half
 _FLASH = 2.2  # light at the camera
-_FLASH_FALLOFF = 2.5  # metres where the flash falls to a half
+_FLASH_FALLOFF = 2.5  # metres where the flash's light falls to a half
 _HAZE_LENGTH = 7.0  # metres for the colour to fade to exp(-1)
 _HAZE = np.array([0.10, 0.10, 0.13])
 _EXPOSURE = 1.5
@@ -145,6 +146,8 @@ class _Surface(NamedTuple):
 def _surface(rng: np.random.Generator, light: Tuple[float, float],
              period: Tuple[float, float], contrast: Tuple[float, float],
              checker_share: float) -> _Surface:
+    """Draw a look: a colour, a darker one, the pattern and its period,
+    each from its range."""
     colour = rng.uniform(*light, size=3)
     darker = colour * (1 - rng.uniform(*contrast))
     return _Surface(colour, darker, bool(rng.random() < checker_share),
@@ -322,7 +325,7 @@ def render_room(rng: np.random.Generator, height: int,
     lamp_dist = np.sqrt((to_lamp**2).sum(0))
     lambert = np.clip((normal * to_lamp).sum(0) / lamp_dist, 0, None)
     distance = t * length
-    shade = (_AMBIENT + _LAMP * lambert / (1 + (lamp_dist / 1.5)**2) +
+    shade = (_AMBIENT + _LAMP * lambert / (1 + (lamp_dist / _LAMP_FALLOFF)**2) +
              _FLASH * cosine / (1 + (distance / _FLASH_FALLOFF)**2))
     fade = np.exp(-distance / _HAZE_LENGTH)
     # a film-like response: bright near surfaces keep their texture
