@@ -298,7 +298,8 @@ def test_cli(tmp_path):
     run = subprocess.run(args, capture_output=True, text=True,
                          cwd=str(tmp_path))
     assert run.returncode == 0, run.stderr
-    assert 'generated' in run.stdout and 'depth scenes, tasks nyu' in run.stdout
+    assert 'generated' in run.stdout
+    assert 'depth scenes, tasks nyu' in run.stdout
     assert osp.join(out, 'nyu', 'images', 'test') in run.stdout
     assert len(os.listdir(osp.join(out, 'nyu', 'annotations', 'train'))) == 2
     again = subprocess.run(args, capture_output=True, text=True,

@@ -325,7 +325,8 @@ def render_room(rng: np.random.Generator, height: int,
     lamp_dist = np.sqrt((to_lamp**2).sum(0))
     lambert = np.clip((normal * to_lamp).sum(0) / lamp_dist, 0, None)
     distance = t * length
-    shade = (_AMBIENT + _LAMP * lambert / (1 + (lamp_dist / _LAMP_FALLOFF)**2) +
+    shade = (_AMBIENT +
+             _LAMP * lambert / (1 + (lamp_dist / _LAMP_FALLOFF)**2) +
              _FLASH * cosine / (1 + (distance / _FLASH_FALLOFF)**2))
     fade = np.exp(-distance / _HAZE_LENGTH)
     # a film-like response: bright near surfaces keep their texture
