@@ -21,6 +21,7 @@ data_preprocessor = dict(
     std=[58.395, 57.12, 57.375],
     bgr_to_rgb=True,
     pad_val=0,
+    size_divisor=32,
     seg_pad_val=0)
 model = dict(
     type='DepthEstimator',
