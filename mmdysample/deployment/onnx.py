@@ -26,6 +26,15 @@ models here, the size mmdet's preprocessor pads to): the necks and heads
 choose how to match level sizes at trace time, so a graph exported at a
 multiple of 32 is only valid at multiples of 32.
 
+Fixed-size graphs (``static=True``, ``--static``): some models compute
+reshape sizes in Python from the input's size, and both exporters write
+those numbers into the graph as constants. DepthFormer is one (mmseg's
+``SwinTransformer`` partitions windows with ``int(...)`` of a shape, mmcv's
+``MultiScaleDeformableAttention`` splits its values by level sizes); its
+graph fails in onnxruntime at any other size, with either exporter. Such a
+model exports for one input size, the size it is deployed at (480 x 640
+for NYU), with no dynamic axis, and is verified there.
+
 Known limit: the TorchScript-based exporter freezes the key / value length
 of ``nn.MultiheadAttention`` (``F.multi_head_attention_forward`` reshapes
 with it) into the graph, so a SegFormer (MiT) exported with ``dynamo=False``
@@ -147,8 +156,10 @@ def export_module(module: nn.Module,
                   example_shape: Shape,
                   opset: int = 17,
                   dynamo: bool = False,
-                  size_divisor: int = 1) -> str:
-    """Export a module of one ``(N, C, H, W)`` input with dynamic N, H, W.
+                  size_divisor: int = 1,
+                  static: bool = False) -> str:
+    """Export a module of one ``(N, C, H, W)`` input with dynamic N, H, W
+    (or, with ``static``, for ``example_shape`` only).
 
     A guided upsampler (:func:`~mmdysample.models.guide.needs_guide`) is
     exported with its guide as the second input, ``guide``, of shape
@@ -168,6 +179,8 @@ def export_module(module: nn.Module,
         size_divisor (int): Height and width are exported as multiples of
             this (``size_divisor * Dim`` under ``dynamo=True``).
             Defaults to 1.
+        static (bool): Export for ``example_shape`` only: no dynamic axis
+            (see the module docstring). Defaults to False.
 
     Returns:
         str: ``path``.
@@ -190,7 +203,7 @@ def export_module(module: nn.Module,
                          f'{size_divisor!r}')
     shape = check_example_shape(example_shape, size_divisor)
     exporter = exporter_kwargs(dynamo)
-    if dynamo:
+    if dynamo and not static:
         # torch.export specialises dimensions of size 0 and 1, so a batch of
         # 1 would be frozen: trace with 2 (the batch is dynamic anyway).
         shape = (max(shape[0], 2), ) + shape[1:]
@@ -201,7 +214,9 @@ def export_module(module: nn.Module,
     os.makedirs(parent, exist_ok=True)
 
     inputs = input_names(module)
-    if dynamo:
+    if static:
+        dynamic = dict(external_data=False, verbose=False) if dynamo else {}
+    elif dynamo:
         dynamic = dict(
             dynamic_shapes=dynamic_shapes(module, size_divisor),
             external_data=False,  # one self-contained file
@@ -223,7 +238,7 @@ def export_module(module: nn.Module,
         **exporter,
         **dynamic)
 
-    for name in inputs:
+    for name in [] if static else inputs:
         fixed = sorted(set(DYNAMIC_AXES) - set(symbolic_input_axes(path,
                                                                    name)))
         if fixed:
@@ -291,7 +306,8 @@ def export_model(cfg: Union[str, Config],
                  batch: int = 1,
                  opset: int = 17,
                  size_divisor: int = 32,
-                 allow_partial_checkpoint: bool = False) -> str:
+                 allow_partial_checkpoint: bool = False,
+                 static: bool = False) -> str:
     """Export a detector's or segmentor's :class:`TensorForward` to ONNX.
 
     See the module docstring for what is exported. Batch, height and width
@@ -310,13 +326,15 @@ def export_model(cfg: Union[str, Config],
         size_divisor (int): Total stride of the network. Defaults to 32.
         allow_partial_checkpoint (bool): See :func:`build_export_model`.
             Defaults to False.
+        static (bool): For ``(batch, 3, *shape)`` only (see the module
+            docstring). Defaults to False.
 
     Returns:
         str: ``path``.
     """
     module = build_export_model(cfg, checkpoint, allow_partial_checkpoint)
     return export_module(module, path, (batch, 3, *shape), opset, dynamo,
-                         size_divisor)
+                         size_divisor, static)
 
 
 def symbolic_input_axes(path: str,

@@ -5,7 +5,9 @@ Batch, height and width stay dynamic. A guided upsampler (FADE, SAPA-B,
 IndexNet, A2U) gets its guide as the graph's second input. A config exports
 backbone + neck (mmdet) or backbone + decode head logits (mmseg), for
 inputs whose height and width are multiples of 32; SegFormer needs
-``--dynamo``. See :mod:`mmdysample.deployment.onnx`.
+``--dynamo``. A model that writes its input size into the graph (DepthFormer:
+Swin's windows, the deformable attention's levels) exports for one size
+with ``--static``. See :mod:`mmdysample.deployment.onnx`.
 
     python tools/deployment/export_onnx.py --layer DySample+ --channels 64 \\
         --out dysample.onnx --verify
@@ -13,6 +15,8 @@ inputs whose height and width are multiples of 32; SegFormer needs
         --out fade.onnx --verify  # inputs: input, guide (N, C, 2H, 2W)
     python tools/deployment/export_onnx.py --config CONFIG \\
         [--checkpoint CKPT] --out model.onnx [--dynamo] --verify
+    python tools/deployment/export_onnx.py --config DEPTH_CONFIG \
+        --shape 480 640 --static --out depth.onnx --verify
 """
 import argparse
 import importlib.util
@@ -77,10 +81,15 @@ def parse_args(argv=None):
         action='store_true',
         help='use the torch.export-based exporter')
     parser.add_argument(
+        '--static',
+        action='store_true',
+        help='export for --batch x --shape only, no dynamic axis (models '
+        'whose code turns the input size into constants, e.g. DepthFormer)')
+    parser.add_argument(
         '--verify',
         action='store_true',
         help='compare onnxruntime with PyTorch at the export size and at '
-        'another size')
+        'another size (with --static: on two inputs of the export size)')
     args = parser.parse_args(argv)
     if args.layer is not None and args.channels is None:
         parser.error('--layer needs --channels')
@@ -117,7 +126,7 @@ def main(argv=None):
         what = f'{args.config}: {module.exported_part}'
     try:
         deploy.export_module(module, args.out, shape, args.opset,
-                             args.dynamo, size_divisor)
+                             args.dynamo, size_divisor, args.static)
     except OnnxExporterError as err:
         if args.dynamo:
             raise
@@ -126,8 +135,10 @@ def main(argv=None):
               'based exporter).', file=sys.stderr)
         return 1
     exporter = 'dynamo' if args.dynamo else 'torchscript'
+    axes = (f'fixed input {tuple(shape)}'
+            if args.static else 'dynamic batch/height/width')
     print(f'exported {what} to {args.out} (opset {args.opset}, {exporter}, '
-          'dynamic batch/height/width)')
+          f'{axes})')
     guided = needs_guide(module)
     if guided:
         print(f'inputs: {deploy.INPUT_NAME} {shape}, {deploy.GUIDE_NAME} '
@@ -136,8 +147,13 @@ def main(argv=None):
     if not args.verify:
         return 0
     shapes = [shape, deploy.other_shape(shape, size_divisor)]
+    if args.static:
+        shapes = [shape]
     try:
         results = deploy.compare_with_torch(module, args.out, shapes)
+        if args.static:  # a second random input of the same size
+            results += deploy.compare_with_torch(
+                module, args.out, shapes, seed=1)
     except RuntimeError as err:
         print(f'FAILED: {err}')
         return 1
