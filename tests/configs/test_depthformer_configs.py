@@ -131,3 +131,21 @@ def test_the_builtin_config_runs_at_the_builtin_size():
         depth = model(torch.rand(1, 3, 192, 256), mode='tensor')
     assert depth.shape == (1, 1, 96, 128)
     assert bool((depth > 0).all())
+
+
+def test_get_flops_counts_the_depth_model(capsys):
+    import importlib.util
+    path = ROOT / 'tools' / 'analysis_tools' / 'get_flops.py'
+    spec = importlib.util.spec_from_file_location('get_flops', path)
+    get_flops = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(get_flops)
+    ours, base = get_flops.main([
+        str(FOLDER / 'depthformer_swin-slim_dysample-lpg4ds_synthetic.py'),
+        '--shape', '96', '128'
+    ])
+    assert ours['shape'] == base['shape'] == (96, 128)
+    # DySample+ (LP, 4 groups, dynamic scope) at the four stages' 128, 64,
+    # 32 and 32 channels: 64 weights per channel, 32 biases per stage
+    assert ours['params'] - base['params'] == 64 * 256 + 32 * 4
+    assert '(+16,512)' in capsys.readouterr().out
+    assert ours['flops'] > base['flops'] > 0
