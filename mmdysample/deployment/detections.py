@@ -25,6 +25,15 @@ def _as_arrays(boxes, scores, labels, side: str):
     return boxes, scores, labels
 
 
+def clip_boxes(boxes, shape) -> np.ndarray:
+    """``(K, 4)`` xyxy boxes clamped into an image of ``shape`` ``(H, W,
+    ...)``: x into ``[0, W]``, y into ``[0, H]``."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    height, width = shape[:2]
+    bound = np.array([width, height, width, height], dtype=np.float64)
+    return np.minimum(np.maximum(boxes, 0), bound)
+
+
 def match_detections(reference: Sequence,
                      candidate: Sequence,
                      score_thr: float = 0.3,
@@ -45,7 +54,9 @@ def match_detections(reference: Sequence,
 
     Returns:
         dict: ``compared`` (reference detections above the threshold),
-        ``paired``, ``max_box_diff`` (px, over the pairs; 0 when none),
+        ``paired`` (those of them with a partner, so never more than
+        ``compared``; a borderline one below the threshold may pair too,
+        uncounted), ``max_box_diff`` (px, over the pairs; 0 when none),
         ``max_score_diff``, ``unpaired_reference`` and
         ``unpaired_candidate`` (their indices, borderline ones excluded)
         and ``same`` (True when both unpaired lists are empty and every
@@ -92,7 +103,7 @@ def match_detections(reference: Sequence,
     ]
     return dict(
         compared=int((ref[1] >= score_thr).sum()),
-        paired=len(pairs),
+        paired=sum(1 for i, _, _ in pairs if ref[1][i] >= score_thr),
         max_box_diff=max((d for _, _, d in pairs), default=0.0),
         max_score_diff=max((abs(ref[1][i] - cand[1][j])
                             for i, j, _ in pairs), default=0.0),

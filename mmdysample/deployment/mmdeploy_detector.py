@@ -26,7 +26,7 @@ import torch
 from mmengine.config import Config
 
 from ..utils.checkpoint_fit import load_checked_checkpoint
-from .detections import match_detections
+from .detections import clip_boxes, match_detections
 
 #: Domains of ONNX's own operators (the empty one is ``ai.onnx``).
 STANDARD_DOMAINS = ('', 'ai.onnx')
@@ -146,7 +146,8 @@ def compare_detector(model_cfg: Union[str, Config],
                      score_thr: float = 0.3,
                      box_tol: float = 1.0,
                      allow_partial: bool = False,
-                     session=None) -> List[Dict]:
+                     session=None,
+                     clip_to_image: bool = False) -> List[Dict]:
     """The exported graph's detections against PyTorch's, per image.
 
     The graph runs in a plain ONNX Runtime session (CPU, no custom op
@@ -165,6 +166,11 @@ def compare_detector(model_cfg: Union[str, Config],
         allow_partial (bool): See :func:`export_detector`.
         session (onnxruntime.InferenceSession, optional): A session of the
             graph to use instead of a new one.
+        clip_to_image (bool): Clip the graph's boxes, once in the original
+            image, to it. The graph sees only the padded input, so it clips
+            to that; mmdet clips to the image before padding (the same
+            boxes once rescaled). Defaults to False (boxes as mmdeploy's
+            wrapper returns them).
 
     Returns:
         list[dict]: Per image, ``image`` and what
@@ -192,6 +198,8 @@ def compare_detector(model_cfg: Union[str, Config],
                                 rescale=True)[0].pred_instances
         dets, labels = session.run(None, {input_name: inputs.numpy()})[:2]
         boxes = dets[0, :, :4].astype(np.float64) / _scale_factor(sample)
+        if clip_to_image:
+            boxes = clip_boxes(boxes, sample.ori_shape)
         result = match_detections(
             (ref.bboxes.numpy(), ref.scores.numpy(), ref.labels.numpy()),
             (boxes, dets[0, :, 4], labels[0]),

@@ -1,6 +1,6 @@
 # Copyright (c) mmdysample contributors. All rights reserved.
 """mmdeploy on ONNX Runtime: ``grid_sample`` as ONNX's own ``GridSample``,
-and the RPN's proposals as mmdet makes them.
+and detections as mmdet makes them.
 
 mmdeploy 1.x replaces every ``aten::grid_sampler`` of an exported model by
 its custom op ``mmdeploy::grid_sampler``, which runs only with the ops
@@ -28,6 +28,19 @@ and uses it for every class; mmdet keeps each class's own box, so a
 detection of a RoI's second class differs in box or is suppressed
 differently. Here every (RoI, class) box enters the multi-class NMS with
 its score in its class's column.
+
+The fourth is of mmdet's ``RTMDetHead.predict_by_feat`` (one-stage, RTMDet
+and its subclasses). mmdeploy's own decodes the boxes without clipping them
+to the image, keeps boxes of zero or negative size, caps each class at 200
+and takes the 5000 best priors over all levels; mmdet clips to
+``img_shape``, drops boxes of ``min_bbox_size`` or less and keeps the best
+``nms_pre`` (prior, class) scores of each level. A box reaching past the
+border then differs by as much as it reaches past (up to 4 px on the
+built-in data), and the NMS, on other boxes, suppresses differently. Here
+each step is mmdet's. The graph knows only its input, so it clips to the
+input's shape: where the test pipeline pads the image (``img_shape``
+smaller than the input), mmdet clips to the image before padding and the
+graph to the padded input (docs/user_guides/deployment.md).
 
 Import it from a deploy config (mmengine imports ``custom_imports`` when
 mmdeploy loads the file), as ``configs/_deploy_/`` does::
@@ -72,6 +85,38 @@ def grid_sampler__onnxruntime(g, input, grid, interpolation_mode,
             f'(mmdysample.deployment.mmdeploy_rewrites), got {opset}')
     return symbolic_opset16.grid_sampler(g, input, grid, interpolation_mode,
                                          padding_mode, align_corners)
+
+
+def _drop_small_boxes(bboxes, scores, min_size):
+    """``scores`` with those of boxes not wider and taller than
+    ``min_size`` set to 0, which ONNX's ``NonMaxSuppression`` drops, as
+    mmdet drops the boxes (nothing dropped where ``min_size < 0``)."""
+    if min_size < 0:
+        return scores
+    w = bboxes[..., 2] - bboxes[..., 0]
+    h = bboxes[..., 3] - bboxes[..., 1]
+    valid = (w > min_size) & (h > min_size)
+    return scores * valid.unsqueeze(-1).to(scores.dtype)
+
+
+def _nms_as_mmdet(bboxes, scores, cfg, deploy_cfg, score_thr):
+    """A dense head's NMS as mmdet runs it: ``(B, N, 4)`` boxes, one
+    ``(B, N, C)`` score column per class, each class on its own, scores
+    above ``score_thr``, the best ``max_per_img`` kept. No per-class cap and
+    no ``pre_top_k`` (a class never has more than ``max_per_img`` of the
+    ``max_per_img`` best). Returns ``(dets (B, K, 5), labels (B, K))``."""
+    post_params = get_post_processing_params(deploy_cfg)
+    keep = cfg.get('max_per_img', post_params.keep_top_k)
+    return multiclass_nms(
+        bboxes,
+        scores,
+        max_output_boxes_per_class=keep,
+        nms_type=cfg.nms.get('type'),
+        iou_threshold=cfg.nms.get('iou_threshold',
+                                  post_params.iou_threshold),
+        score_threshold=score_thr,
+        pre_top_k=-1,
+        keep_top_k=keep)
 
 
 @FUNCTION_REWRITER.register_rewriter(
@@ -140,28 +185,11 @@ def rpn_head__predict_by_feat__per_level_nms(self,
         torch.cat(mlvl_priors, dim=1),
         torch.cat(mlvl_preds, dim=1),
         max_shape=batch_img_metas[0]['img_shape'])
-    scores = torch.cat(mlvl_scores, dim=1)
-    min_size = cfg.get('min_bbox_size', -1)
-    if min_size >= 0:
-        w = bboxes[..., 2] - bboxes[..., 0]
-        h = bboxes[..., 3] - bboxes[..., 1]
-        valid = (w > min_size) & (h > min_size)
-        scores = scores * valid.unsqueeze(-1).to(scores.dtype)
+    scores = _drop_small_boxes(bboxes, torch.cat(mlvl_scores, dim=1),
+                               cfg.get('min_bbox_size', -1))
     if not with_nms:
         return bboxes, scores.sum(-1, keepdim=True)
-
-    post_params = get_post_processing_params(ctx.cfg)
-    keep = cfg.get('max_per_img', post_params.keep_top_k)
-    return multiclass_nms(
-        bboxes,
-        scores,
-        max_output_boxes_per_class=keep,
-        nms_type=cfg.nms.get('type'),
-        iou_threshold=cfg.nms.get('iou_threshold',
-                                  post_params.iou_threshold),
-        score_threshold=0.0,
-        pre_top_k=-1,
-        keep_top_k=keep)
+    return _nms_as_mmdet(bboxes, scores, cfg, ctx.cfg, score_thr=0.0)
 
 
 @FUNCTION_REWRITER.register_rewriter(
@@ -214,3 +242,76 @@ def bbox_head__predict_by_feat__per_class_boxes(self,
                                           post_params.score_threshold),
         pre_top_k=post_params.pre_top_k,
         keep_top_k=rcnn_test_cfg.get('max_per_img', post_params.keep_top_k))
+
+
+def _clip_to_shape(bboxes, img_shape):
+    """``(..., 4)`` xyxy boxes clamped into ``[0, W] x [0, H]``.
+
+    ``img_shape`` is ``(H, W)``: ints, or in an export the input's shape
+    as a tensor (mmdeploy's detector forward sets it), which stays dynamic.
+    """
+    if not isinstance(img_shape, torch.Tensor):
+        img_shape = torch.tensor(img_shape[:2])
+    hw = img_shape[:2].to(device=bboxes.device, dtype=bboxes.dtype)
+    bound = torch.stack([hw[1], hw[0], hw[1], hw[0]])
+    return torch.minimum(bboxes.clamp(min=0), bound)
+
+
+@FUNCTION_REWRITER.register_rewriter(
+    'mmdet.models.dense_heads.rtmdet_head.RTMDetHead.predict_by_feat',
+    backend='onnxruntime')
+def rtmdet_head__predict_by_feat__as_mmdet(self,
+                                           cls_scores,
+                                           bbox_preds,
+                                           score_factors=None,
+                                           batch_img_metas=None,
+                                           cfg=None,
+                                           rescale=False,
+                                           with_nms=True):
+    """Detections as mmdet's ``RTMDetHead`` makes them: the top ``nms_pre``
+    (prior, class) scores of each level, boxes clipped to the image, boxes
+    of ``min_bbox_size`` or less dropped, class-wise NMS, the best
+    ``max_per_img`` kept. Returns ``(dets (B, K, 5), labels (B, K))``, or
+    ``(bboxes (B, N, 4), scores (B, N, C))`` without NMS."""
+    if score_factors is not None:
+        raise ValueError('RTMDetHead.predict_by_feat takes no score_factors '
+                         f'(got {len(score_factors)} levels of them)')
+    ctx = FUNCTION_REWRITER.get_context()
+    cfg = self.test_cfg if cfg is None else cfg
+    batch_size = cls_scores[0].shape[0]
+    mlvl_priors = self.prior_generator.grid_priors(
+        [score.shape[-2:] for score in cls_scores],
+        dtype=bbox_preds[0].dtype,
+        device=bbox_preds[0].device)
+    nms_pre = cfg.get('nms_pre', -1)
+    mlvl_scores, mlvl_bboxes = [], []
+    for cls_score, bbox_pred, points in zip(cls_scores, bbox_preds,
+                                            mlvl_priors):
+        scores = cls_score.permute(0, 2, 3, 1).reshape(
+            batch_size, -1, self.cls_out_channels).sigmoid()
+        if nms_pre > 0:
+            # mmdet keeps the best nms_pre (prior, class) pairs of a level,
+            # a prior possibly under several classes; here the others
+            # score 0, which the NMS's score threshold drops.
+            # (mmdeploy's topk rewrite caps k at the level's size.)
+            flat = scores.reshape(batch_size, -1)
+            kth = flat.topk(nms_pre, dim=1)[0][:, -1:]
+            scores = (flat * (flat >= kth)).reshape(scores.shape)
+        # RTMDet's distances are already in pixels (scaled by the stride).
+        dist = bbox_pred.permute(0, 2, 3, 1).reshape(batch_size, -1, 4)
+        mlvl_bboxes.append(
+            torch.stack([
+                points[:, 0] - dist[..., 0], points[:, 1] - dist[..., 1],
+                points[:, 0] + dist[..., 2], points[:, 1] + dist[..., 3]
+            ], -1))
+        mlvl_scores.append(scores)
+    bboxes = torch.cat(mlvl_bboxes, dim=1)
+    scores = torch.cat(mlvl_scores, dim=1)
+    if self.bbox_coder.clip_border:
+        # As mmdet's DistancePointBBoxCoder does (to img_shape).
+        bboxes = _clip_to_shape(bboxes, batch_img_metas[0]['img_shape'])
+    scores = _drop_small_boxes(bboxes, scores, cfg.get('min_bbox_size', -1))
+    if not with_nms:
+        return bboxes, scores
+    return _nms_as_mmdet(
+        bboxes, scores, cfg, ctx.cfg, score_thr=cfg.get('score_thr', 0.0))

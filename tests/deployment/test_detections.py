@@ -69,6 +69,13 @@ def test_a_detection_at_the_threshold_may_cross_it():
     cand = _dets([[10, 10, 50, 50, 0.9, 0], [0, 0, 8, 8, 0.2997, 2]])
     result = match_detections(ref, cand)
     assert result['same']
+    assert result['compared'] == result['paired'] == 2
+    # The other way round the pair is still made, but the reference one is
+    # below the threshold: not compared, so not counted as paired.
+    result = match_detections(cand, ref)
+    assert result['same']
+    assert result['compared'] == result['paired'] == 1
+    assert result['max_score_diff'] == pytest.approx(7e-4)
     # ... but one clear of it may not drop below.
     clear = _dets([[10, 10, 50, 50, 0.9, 0], [0, 0, 8, 8, 0.32, 2]])
     far = _dets([[10, 10, 50, 50, 0.9, 0], [0, 0, 8, 8, 0.25, 2]])
@@ -95,3 +102,12 @@ def test_ragged_inputs_are_named():
     boxes, scores, labels = REF
     with pytest.raises(ValueError, match='candidate.*3, 2 and 3'):
         match_detections(REF, (boxes, scores[:2], labels))
+
+
+def test_clip_boxes_to_an_image():
+    from mmdysample.deployment.detections import clip_boxes
+    boxes = [[-3.5, 2, 50, 61.2], [10, -1, 97, 40], [0, 0, 96, 64]]
+    clipped = clip_boxes(boxes, (64, 96, 3))  # (H, W, C): x to 96, y to 64
+    np.testing.assert_array_equal(
+        clipped, [[0, 2, 50, 61.2], [10, 0, 96, 40], [0, 0, 96, 64]])
+    assert clip_boxes(np.zeros((0, 4)), (8, 8)).shape == (0, 4)

@@ -4,7 +4,7 @@ its detections against PyTorch's.
 
     python tools/deployment/mmdeploy_detector.py CONFIG CHECKPOINT \\
         --work-dir work_dirs/deploy [--deploy-cfg DEPLOY_CFG] \\
-        [--images 10] [--score-thr 0.3] [--box-tol 1.0]
+        [--images 10] [--score-thr 0.3] [--box-tol 1.0] [--clip-to-image]
 
 Exports with mmdeploy's ``torch2onnx`` (the default deploy config keeps
 DySample's ``grid_sample`` as ONNX ``GridSample``), lists any operator
@@ -64,6 +64,11 @@ def parse_args(argv=None):
     parser.add_argument('--score-thr', type=float, default=0.3)
     parser.add_argument('--box-tol', type=float, default=1.0,
                         help='largest box coordinate difference in pixels')
+    parser.add_argument(
+        '--clip-to-image', action='store_true',
+        help='clip the graph\'s boxes to the original image before '
+        'pairing (the graph clips to its padded input, mmdet to the image '
+        'before padding; see docs/user_guides/deployment.md)')
     parser.add_argument(ALLOW_PARTIAL_FLAG, action='store_true',
                         help='load a checkpoint that does not fit anyway')
     parser.add_argument(
@@ -107,12 +112,14 @@ def main(argv=None):
         return 1
     results = deploy.compare_detector(
         cfg, args.checkpoint, args.deploy_cfg, onnx_path, images,
-        args.score_thr, args.box_tol, args.allow_partial_checkpoint)
+        args.score_thr, args.box_tol, args.allow_partial_checkpoint,
+        clip_to_image=args.clip_to_image)
     summary = deploy.summarize(results)
     report = dict(config=args.config, checkpoint=args.checkpoint,
                   deploy_cfg=args.deploy_cfg, onnx=onnx_path, ops=ops,
                   score_thr=args.score_thr, box_tol=args.box_tol,
-                  summary=summary, images=results)
+                  clip_to_image=args.clip_to_image, summary=summary,
+                  images=results)
     with open(osp.join(args.work_dir, 'report.json'), 'w') as f:
         json.dump(report, f, indent=1)
     for r in results:
