@@ -5,8 +5,8 @@ refused by it.
 ``tools/train.py`` runs the slim DepthFormer with DySample+ for two
 iterations on a tiny copy of the built-in depth data (rooms in the NYU
 layout), ``tools/test.py`` evaluates the checkpoint it saved and reports
-every Table 9 metric; the same test tool refuses the weights of a
-segmentor (a SegFormer) for the depth model instead of reporting numbers.
+every Table 9 metric; the checkpoint fit check of the tools refuses the
+weights of a segmentor (a SegFormer) for the depth model.
 """
 import glob
 import json
@@ -16,7 +16,7 @@ import sys
 
 import pytest
 import torch
-from train_helpers import REPO, run, run_status, train, weights
+from train_helpers import REPO, run, train, weights
 
 from mmdysample.datasets import generate_synthetic_dataset
 
@@ -82,25 +82,29 @@ def test_train_then_test_reports_table9_metrics(depth_run):
 
 
 def test_a_segmentation_checkpoint_is_refused(depth_run, tmp_path):
+    """What tools/test.py checks before loading (tests/utils covers the
+    tool's exit), on a SegFormer's weights for the depth model."""
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
-    _, options, _ = depth_run
-    seg_cfg = Config.fromfile(
-        osp.join(REPO,
-                 'configs/segformer/segformer_mit-b0-dysample-lpg4_'
-                 'synthetic.py'))
+    from mmdysample.utils.checkpoint_fit import (CheckpointMismatchError,
+                                                 check_checkpoint_fit)
+
     init_default_scope('mmseg')
-    segmentor = MODELS.build(seg_cfg.model)
-    ckpt = tmp_path / 'segformer.pth'
-    torch.save(dict(state_dict=segmentor.state_dict(), meta={}), ckpt)
-    code, log = run_status([
-        sys.executable, 'tools/test.py', CONFIG,
-        str(ckpt), '--work-dir',
-        str(tmp_path / 'test'), *options
-    ])
-    assert code != 0
-    assert 'does not fit the model' in log
-    assert 'model weight(s) missing from the checkpoint' in log
-    assert 'd1:' not in log and 'rmse:' not in log
+    depth_model = MODELS.build(Config.fromfile(CONFIG).model)
+    segmentor = MODELS.build(
+        Config.fromfile(
+            osp.join(REPO, 'configs/segformer/segformer_mit-b0-dysample-'
+                     'lpg4_synthetic.py')).model)
+    with pytest.raises(CheckpointMismatchError,
+                       match='does not fit the model') as error:
+        check_checkpoint_fit(depth_model, segmentor.state_dict(),
+                             source='segformer.pth')
+    message = str(error.value)
+    assert 'model weight(s) missing from the checkpoint' in message
+    assert "checkpoint key(s) the model does not use" in message
+    # the depth run's own checkpoint fits
+    fit = check_checkpoint_fit(depth_model, torch.load(
+        depth_run[0], map_location='cpu'))
+    assert fit.fits
