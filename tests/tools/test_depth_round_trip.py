@@ -82,8 +82,9 @@ def test_train_then_test_reports_table9_metrics(depth_run):
 
 
 def test_a_segmentation_checkpoint_is_refused(depth_run, tmp_path):
-    """What tools/test.py checks before loading (tests/utils covers the
-    tool's exit), on a SegFormer's weights for the depth model."""
+    """What tools/test.py checks before loading (its refusal and exit:
+    tests/tools/test_train_test.py), on a SegFormer's weights for the
+    depth model."""
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
