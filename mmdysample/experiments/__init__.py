@@ -6,7 +6,8 @@ Not imported by ``import mmdysample``; the CLI is
 a config takes ``upsample_cfg``, the config of one run), ``runs`` (train
 and test one run), ``latency`` (the per-image timing hook), ``records``
 (the files of a run directory), ``complexity`` (+Params / +FLOPs, cached),
-``sweep`` (plan, resume, the loop), ``claims`` (which process holds a
+``plan`` (the inputs checked, the runs laid out), ``sweep`` (resume,
+the loop), ``claims`` (which process holds a
 run), ``coordination`` (what a process or rank does with a run),
 ``result_files`` (results.* from the records on disk), ``progress`` (what
 rank 0 prints, the ETA), ``results`` (mean, std, standard error, the
@@ -19,7 +20,8 @@ from .hosts import (config_for_run, find_upsample_hosts, known_upsamplers,
                     require_hosts)
 from .results import (DEFAULT_MAIN_METRICS, choose_main_metric, difference,
                       mean_std_se, summarize)
-from .sweep import plan_sweep, report_sweep, run_sweep
+from .plan import plan_sweep
+from .sweep import report_sweep, run_sweep
 
 __all__ = [
     'DEFAULT_MAIN_METRICS', 'choose_main_metric', 'config_for_run',

@@ -8,7 +8,7 @@ read from the run directories, not from the process's memory: whoever
 finishes a run writes the files, and the last one to do so leaves them
 complete. Each file is replaced atomically (a unique file beside it,
 renamed over it), so two processes writing at once never leave a torn
-file. ``plan`` is a :class:`~.sweep.SweepPlan`.
+file. ``plan`` is a :class:`~.plan.SweepPlan`.
 """
 import copy
 import os
