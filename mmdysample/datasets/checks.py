@@ -28,7 +28,7 @@ import json
 import logging
 import os.path as osp
 import traceback
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import numpy as np
 from mmengine.logging import print_log
@@ -141,39 +141,39 @@ def check_files_exist(dataset, max_listed: int = 5) -> None:
             (', ...' if len(missing) > max_listed else ''))
 
 
+def _insert_after(dataset, loader: str, check_type: type,
+                  make: Callable[[], Any]) -> Optional[Any]:
+    """Insert ``make()`` after the pipeline's first ``loader`` transform,
+    unless a ``check_type`` is there already; the check, or None."""
+    transforms = getattr(getattr(dataset, 'pipeline', None), 'transforms',
+                         None)
+    if transforms is None or any(
+            isinstance(t, check_type) for t in transforms):
+        return None
+    for i, transform in enumerate(transforms):
+        if type(transform).__name__ == loader:
+            check = make()
+            transforms.insert(i + 1, check)
+            return check
+    return None
+
+
 def _insert_label_check(dataset) -> Optional[CheckSegLabels]:
     """Insert :class:`CheckSegLabels` after a semantic-segmentation
     ``LoadAnnotations`` in the dataset's pipeline, once."""
     ignore_index = getattr(dataset, 'ignore_index', None)
-    transforms = getattr(getattr(dataset, 'pipeline', None), 'transforms',
-                         None)
-    if ignore_index is None or transforms is None:
+    if ignore_index is None:
         return None  # not a semantic segmentation dataset
-    if any(isinstance(t, CheckSegLabels) for t in transforms):
-        return None
-    for i, transform in enumerate(transforms):
-        if type(transform).__name__ == 'LoadAnnotations':
-            check = CheckSegLabels(
-                len(dataset.metainfo['classes']), ignore_index)
-            transforms.insert(i + 1, check)
-            return check
-    return None
+    return _insert_after(
+        dataset, 'LoadAnnotations', CheckSegLabels,
+        lambda: CheckSegLabels(len(dataset.metainfo['classes']), ignore_index))
 
 
 def _insert_depth_check(dataset) -> Optional[CheckDepthMap]:
     """Insert :class:`CheckDepthMap` after ``LoadDepthAnnotation`` in the
     dataset's pipeline, once."""
-    transforms = getattr(getattr(dataset, 'pipeline', None), 'transforms',
-                         None)
-    if transforms is None or any(
-            isinstance(t, CheckDepthMap) for t in transforms):
-        return None
-    for i, transform in enumerate(transforms):
-        if type(transform).__name__ == 'LoadDepthAnnotation':
-            check = CheckDepthMap()
-            transforms.insert(i + 1, check)
-            return check
-    return None
+    return _insert_after(dataset, 'LoadDepthAnnotation', CheckDepthMap,
+                         CheckDepthMap)
 
 
 def _empty(dataset_type: str, kwargs: dict) -> ValueError:
