@@ -42,8 +42,8 @@ from mmengine.model.weight_init import (PretrainedInit, initialize,
 from torch import Tensor
 
 from .align import fit_to_size
-from .builder import UpsampleConfig, build_upsampler
-from .guide import upsample
+from .builder import UpsampleConfig, build_upsampler, upsampler_type
+from .guide import needs_guide, upsample
 
 #: Where an upsampler sits: ``parent._modules[name]``.
 Slot = Tuple[nn.Module, str]
@@ -171,6 +171,62 @@ class UpsampleSteps:
                     guide_channels=guide) for channels, scale, guide in zip(
                         in_channels, scale_factors, guide_channels)
             ])
+
+    def build_guided_steps(
+        self,
+        upsample_cfg: UpsampleConfig,
+        in_channels: Union[int, Sequence[int]],
+        scale_factors: Sequence[int],
+        guide_channels: Sequence[int],
+        **conv_kwargs,
+    ) -> Tuple[ModuleList, Optional[ModuleList]]:
+        """:meth:`build_steps` where each step's guide is a map of another
+        width than the map it upsamples (a decoder's skip).
+
+        An upsampler that cannot read a guide of that width (FreqFusion
+        adds its guide to its output; GroupNorm(32) on a narrow guide)
+        raises a ``ValueError`` when built: it is then built for a guide of
+        its own width, and each step gets a 1x1 ``ConvModule`` from the
+        guide's width to it, built like the upsamplers without drawing from
+        the global RNG.
+
+        Args:
+            upsample_cfg (str | dict): A registered name or a dict with
+                ``type``.
+            in_channels (int | Sequence[int]): As :meth:`build_steps`.
+            scale_factors (Sequence[int]): As :meth:`build_steps`.
+            guide_channels (Sequence[int]): The width of each step's guide.
+            **conv_kwargs: ``conv_cfg`` / ``norm_cfg`` / ``act_cfg`` of the
+                projections (the host's).
+
+        Returns:
+            tuple[ModuleList, ModuleList | None]: The upsamplers, and the
+            projections of the guides (None where the upsamplers read the
+            guides as they are).
+
+        Raises:
+            ValueError: An upsampler does not build, other than for the
+                width of its guide.
+        """
+        try:
+            return self.build_steps(
+                upsample_cfg,
+                in_channels,
+                scale_factors,
+                guide_channels=guide_channels), None
+        except ValueError:
+            if not needs_guide(upsampler_type(upsample_cfg)):
+                raise
+        # raises again where the error was not about the guide's width
+        layers = self.build_steps(upsample_cfg, in_channels, scale_factors)
+        if isinstance(in_channels, int):
+            in_channels = [in_channels] * len(scale_factors)
+        from mmcv.cnn import ConvModule  # mmcv: only for projections
+        with isolated_rng():
+            projections = ModuleList(
+                ConvModule(guide, width, 1, **conv_kwargs)
+                for guide, width in zip(guide_channels, in_channels))
+        return layers, projections
 
     def upsample_step(self,
                       layer: nn.Module,

@@ -11,10 +11,9 @@ from mmseg.registry import MODELS
 from mmseg.utils import SampleList
 from torch import Tensor
 
-from ..builder import UpsampleConfig, upsampler_type
+from ..builder import UpsampleConfig
 from ..depth.sig_loss import SigLoss  # noqa: F401 (the default loss)
-from ..guide import needs_guide
-from ..steps import UpsampleSteps, is_learnable, isolated_rng, slots_of
+from ..steps import UpsampleSteps, is_learnable, slots_of
 
 
 class DepthFusion(nn.Module):
@@ -244,21 +243,8 @@ class DenseDepthHead(UpsampleSteps, BaseDecodeHead):
                           conv_kwargs: dict) -> None:
         """One upsampler per stage; guide projections where the skips'
         widths do not do (see the class docstring)."""
-        scales = [2] * len(widths)
-        try:
-            self.upsample_modules = self.build_steps(
-                upsample_cfg, widths, scales, guide_channels=skips)
-        except ValueError:
-            if not needs_guide(upsampler_type(upsample_cfg)):
-                raise
-            # Guides at the upsampled widths; an error that is not about
-            # the guide's width is raised again here.
-            self.upsample_modules = self.build_steps(upsample_cfg, widths,
-                                                     scales)
-            with isolated_rng():
-                self.upsample_guides = nn.ModuleList(
-                    ConvModule(skip, width, 1, **conv_kwargs)
-                    for skip, width in zip(skips, widths))
+        self.upsample_modules, self.upsample_guides = self.build_guided_steps(
+            upsample_cfg, widths, [2] * len(widths), skips, **conv_kwargs)
 
     def upsample_slots(self) -> list:
         """``upsample_modules[k]`` (stage ``k``, coarse to fine) and, where

@@ -3,15 +3,13 @@
 from typing import Optional, Sequence
 
 import torch
-from mmcv.cnn import ConvModule
 from mmseg.models.decode_heads import ASPPHead, DepthwiseSeparableASPPHead
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from ..builder import UpsampleConfig, upsampler_type
+from ..builder import UpsampleConfig
 from ..checks import check_int
-from ..guide import needs_guide
-from ..steps import UpsampleSteps, is_learnable, isolated_rng, slots_of
+from ..steps import UpsampleSteps, is_learnable, slots_of
 
 
 @MODELS.register_module()
@@ -111,27 +109,15 @@ class DySampleDepthwiseSeparableASPPHead(UpsampleSteps,
         self.upsample_guide = None
         if not learnable:
             return
-        try:
-            self.upsample_modules = self.build_steps(
-                upsample_cfg,
-                self.channels, [self.upsample_scale],
-                guide_channels=[c1_in_channels])
-        except ValueError:
-            if not needs_guide(upsampler_type(upsample_cfg)):
-                raise
-            # It cannot read a guide c1_in_channels wide: give it one at
-            # its own width (an error that is not about the guide's width
-            # is raised again here).
-            self.upsample_modules = self.build_steps(
-                upsample_cfg, self.channels, [self.upsample_scale])
-            with isolated_rng():
-                self.upsample_guide = ConvModule(
-                    c1_in_channels,
-                    self.channels,
-                    1,
-                    conv_cfg=self.conv_cfg,
-                    norm_cfg=self.norm_cfg,
-                    act_cfg=self.act_cfg)
+        self.upsample_modules, guides = self.build_guided_steps(
+            upsample_cfg,
+            self.channels, [self.upsample_scale],
+            guide_channels=[c1_in_channels],
+            conv_cfg=self.conv_cfg,
+            norm_cfg=self.norm_cfg,
+            act_cfg=self.act_cfg)
+        if guides is not None:
+            self.upsample_guide = guides[0]
 
     def upsample_slots(self) -> list:
         """``upsample_modules[0]`` (the ASPP output to ``c1``'s size) and,
